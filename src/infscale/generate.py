@@ -1,0 +1,87 @@
+"""The generation stage: one (dataset, model, method) shard of questions -> response records, resumable."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from infscale.compute import ModelDims, generation_flops
+from infscale.io import ResumableJsonlWriter, read_json, read_jsonl, write_json, write_jsonl
+from infscale.methods import build_config, get_method
+from infscale.models.hf import load_model
+
+log = logging.getLogger(__name__)
+
+
+def shard_slice(n_items: int, shard: int, n_shards: int) -> slice:
+    """Contiguous chunk `shard` of `n_shards` (sizes differ by at most one)."""
+    if not 0 <= shard < n_shards:
+        raise ValueError(f"shard {shard} is outside 0..{n_shards - 1}")
+    base, extra = divmod(n_items, n_shards)
+    start = shard * base + min(shard, extra)
+    return slice(start, start + base + (shard < extra))
+
+
+def run_generation(test_path: str | Path, train_path: str | Path, model_spec_path: str | Path, method_name: str,
+                   method_cfg: dict[str, Any], output: str | Path, timing_output: str | Path, *, shard: int = 0,
+                   n_shards: int = 1, seed: int = 42, device: str = "auto", threads: int | None = None) -> None:
+    """Generate responses for shard `shard` of the test questions; a killed run resumes where it stopped."""
+    if threads:
+        torch.set_num_threads(threads)
+    all_questions = read_jsonl(test_path)
+    questions = all_questions[shard_slice(len(all_questions), shard, n_shards)]
+    shots = read_jsonl(train_path)
+    method = get_method(method_cfg["kind"])
+    cfg = build_config(method_name, method_cfg)
+    spec = read_json(model_spec_path)
+    dims = ModelDims.from_config(spec["config"])
+
+    writer = ResumableJsonlWriter(output, key_fields=("id", "sample"))
+    finished_ids = {key[0] for key in writer.done}
+    todo = [q for q in questions if q["id"] not in finished_ids]
+    log.info("%s: %d questions in shard %d/%d, %d already done", method_name, len(questions), shard, n_shards,
+             len(questions) - len(todo))
+    lm = load_model(spec, device=device, dtype=spec.get("dtype", "auto"))
+    log.info("loaded %s on %s in %.1f s", spec["name"], lm.device_name, lm.load_seconds)
+    began = time.perf_counter()
+    with tqdm(total=len(todo), desc=f"{spec['name']}/{method_name}", unit="question") as progress:
+        for records in method.generate(todo, shots, lm, cfg, seed):
+            for record in records:
+                record["method"] = method_name
+                record["flops"] = generation_flops(dims, record["n_prefill_tokens"], record["n_prompt_tokens"],
+                                                   record["n_completion_tokens"], record["n_thought_tokens"])
+            writer.write_many(records)
+            progress.update(len({r["id"] for r in records}))
+    generate_seconds = time.perf_counter() - began
+    writer.finish(sort_key=lambda r: (r["id"], r["sample"]))
+    write_json(timing_output, {
+        "load_seconds": lm.load_seconds, "generate_seconds": generate_seconds, "device": lm.device_name,
+        "torch_threads": torch.get_num_threads(), "n_questions": len(todo),
+    })
+
+
+def merge_shards(shard_paths: list[str | Path], timing_paths: list[str | Path], output: str | Path,
+                 timing_output: str | Path) -> None:
+    """Concatenate generation shards (checking no response appears twice) and sum their timings."""
+    records, seen = [], set()
+    for path in shard_paths:
+        for record in read_jsonl(path):
+            key = (record["id"], record["sample"])
+            if key in seen:
+                raise ValueError(f"{path}: response {key} also appears in an earlier shard")
+            seen.add(key)
+            records.append(record)
+    write_jsonl(output, sorted(records, key=lambda r: (r["id"], r["sample"])))
+    timings = [read_json(p) for p in timing_paths]
+    write_json(timing_output, {
+        "load_seconds": sum(t["load_seconds"] for t in timings),
+        "generate_seconds": sum(t["generate_seconds"] for t in timings),
+        "device": sorted({t["device"] for t in timings}),
+        "torch_threads": max(t["torch_threads"] for t in timings),
+        "n_shards": len(timings),
+    })

@@ -1,0 +1,51 @@
+"""Generation methods, one module each, behind one registry keyed by the config's `kind`.
+
+A method turns a batch of questions into response records (docs/file-formats.md). Each registry entry is a
+`MethodSpec`: its config dataclass and its `generate(questions, shots, lm, cfg, seed) -> Iterator[list[dict]]`,
+which yields finished records question batch by question batch so the runner can checkpoint them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, fields
+from typing import Any
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    kind: str
+    config_class: type
+    generate: Callable[..., Iterator[list[dict[str, Any]]]]
+    uses_gpu: bool = True
+
+
+METHODS: dict[str, MethodSpec] = {}
+
+
+def register(spec: MethodSpec) -> MethodSpec:
+    METHODS[spec.kind] = spec
+    return spec
+
+
+def get_method(kind: str) -> MethodSpec:
+    _load_builtin_methods()
+    try:
+        return METHODS[kind]
+    except KeyError:
+        raise KeyError(f"unknown method kind {kind!r}; known: {sorted(METHODS)}") from None
+
+
+def build_config(name: str, cfg: dict[str, Any]) -> Any:
+    """The method's config dataclass from its config.yaml entry (`kind` excluded); unknown keys are errors."""
+    spec = get_method(cfg["kind"])
+    known = {f.name for f in fields(spec.config_class)}
+    unknown = sorted(set(cfg) - known - {"kind"})
+    if unknown:
+        raise ValueError(f"methods.{name}: unknown key(s) {unknown} for kind {cfg['kind']!r}; known: {sorted(known)}")
+    return spec.config_class(**{k: v for k, v in cfg.items() if k != "kind"})
+
+
+def _load_builtin_methods() -> None:
+    # importing a method module registers it; kept lazy so `import infscale` stays light
+    from infscale.methods import sampling  # noqa: F401

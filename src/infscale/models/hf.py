@@ -1,0 +1,197 @@
+"""Hugging Face causal LMs: loading (local checkpoint or hub id, one code path) and KV-sharing sampling."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from infscale.io import read_json
+
+
+class HubUnavailableError(RuntimeError):
+    """A hub model was asked for on a machine that cannot reach the hub."""
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device: 'cuda' was configured but torch sees no CUDA device; use 'auto' or 'cpu'")
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"device: expected auto|cpu|cuda, got {device!r}")
+    return torch.device(device)
+
+
+def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    """fp32 on CPU (bf16 matmul is ~500x slower there); bf16 on GPUs that support it, else fp16."""
+    if dtype != "auto":
+        try:
+            return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+        except KeyError:
+            raise ValueError(f"models.*.dtype: expected auto|float32|bfloat16|float16, got {dtype!r}") from None
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float32
+
+
+@dataclass
+class LoadedModel:
+    model: Any
+    tokenizer: Any
+    device: torch.device
+    spec: dict[str, Any]
+    load_seconds: float
+    device_name: str = field(default="")
+
+    @property
+    def eos_token_ids(self) -> set[int]:
+        ids = self.model.generation_config.eos_token_id
+        ids = ids if isinstance(ids, list) else [ids]
+        ids = {i for i in ids if i is not None}
+        if self.tokenizer.eos_token_id is not None:
+            ids.add(self.tokenizer.eos_token_id)
+        return ids
+
+
+def _hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
+
+
+def load_model(spec: dict[str, Any] | str | Path, device: str = "auto", dtype: str = "auto") -> LoadedModel:
+    """Load the model a spec (or `model.json` path) points to, for inference."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if not isinstance(spec, dict):
+        spec = read_json(spec)
+    torch_device = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype, torch_device)
+    path = spec["path"]
+    if spec["source"] == "hub" and _hub_offline() and not Path(path).exists():
+        raise HubUnavailableError(
+            f"model {spec['name']!r} is the hub id {path!r} but HF_HUB_OFFLINE is set: download it first "
+            f"(`huggingface-cli download {path}`) or use an embedded model (source: embedded)"
+        )
+    start = time.perf_counter()
+    tokenizer = AutoTokenizer.from_pretrained(path, revision=spec.get("revision"))
+    model = AutoModelForCausalLM.from_pretrained(path, revision=spec.get("revision"), dtype=torch_dtype)
+    model.to(torch_device).eval()
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if torch_device.type == "cuda":
+        torch.cuda.synchronize()
+    name = torch.cuda.get_device_name(torch_device) if torch_device.type == "cuda" else "cpu"
+    return LoadedModel(model, tokenizer, torch_device, spec, time.perf_counter() - start, name)
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int = 384
+    stop: tuple[str, ...] = ()
+
+
+@dataclass
+class Continuation:
+    text: str
+    token_ids: list[int]
+    finish_reason: str              # stop | length
+    n_prompt_tokens: int
+    n_prefill_tokens: int           # prompt tokens encoded for this continuation (0 when its KV cache was shared)
+
+
+def sample_next(logits: torch.Tensor, params: SamplingParams, generator: torch.Generator | None) -> torch.Tensor:
+    """One token per row: greedy at temperature 0, else temperature + nucleus (top-p) sampling."""
+    if params.temperature == 0:
+        return logits.argmax(-1)
+    probs = torch.softmax(logits.float() / params.temperature, dim=-1)
+    if params.top_p < 1.0:
+        sorted_probs, order = probs.sort(dim=-1, descending=True)
+        # keep the smallest prefix whose mass reaches top_p (the first token always survives)
+        drop = sorted_probs.cumsum(-1) - sorted_probs >= params.top_p
+        sorted_probs = sorted_probs.masked_fill(drop, 0.0)
+        probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+def _find_stop(text: str, stops: tuple[str, ...]) -> int:
+    hits = [text.find(s) for s in stops if s and s in text]
+    return min(hits) if hits else -1
+
+
+@torch.inference_mode()
+def sample_continuations(lm: LoadedModel, prompts: list[str], n: int, params: SamplingParams,
+                         generator: torch.Generator | None = None) -> list[list[Continuation]]:
+    """Sample `n` continuations of every prompt.
+
+    Each prompt is encoded once and its KV cache repeated for its n samples (HF `generate` with
+    num_return_sequences re-encodes it n times). Finished rows are dropped from the batch as they stop,
+    so the cost follows the tokens actually generated.
+    """
+    tok, model, device = lm.tokenizer, lm.model, lm.device
+    enc = tok(prompts, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False)
+    input_ids = enc["input_ids"].to(device)
+    mask = enc["attention_mask"].to(device)
+    prompt_lengths = enc["attention_mask"].sum(-1).tolist()
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    out = model(input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=True)
+    cache = out.past_key_values
+    logits = out.logits[:, -1, :]
+    if n > 1:
+        cache.batch_repeat_interleave(n)
+        logits = logits.repeat_interleave(n, dim=0)
+        mask = mask.repeat_interleave(n, dim=0)
+    next_position = positions[:, -1].repeat_interleave(n) + 1
+
+    rows = len(prompts) * n
+    generated: list[list[int]] = [[] for _ in range(rows)]
+    finish: list[str | None] = [None] * rows
+    texts: list[str | None] = [None] * rows             # set when a stop string cut the text
+    active = torch.arange(rows, device=device)          # original row index of each batch row
+    eos = lm.eos_token_ids
+    for step in range(params.max_new_tokens):
+        tokens = sample_next(logits, params, generator)
+        keep = []
+        for batch_row, (row, token) in enumerate(zip(active.tolist(), tokens.tolist())):
+            generated[row].append(token)
+            if token in eos:
+                finish[row] = "stop"
+                generated[row].pop()                    # EOS is not part of the text
+            elif params.stop:
+                text = tok.decode(generated[row], skip_special_tokens=True)
+                cut = _find_stop(text, params.stop)
+                if cut >= 0:
+                    finish[row], texts[row] = "stop", text[:cut]
+            if finish[row] is None and step + 1 == params.max_new_tokens:
+                finish[row] = "length"
+            if finish[row] is None:
+                keep.append(batch_row)
+        if not keep:
+            break
+        if len(keep) < len(active):
+            index = torch.tensor(keep, device=device)
+            cache.batch_select_indices(index)
+            active, tokens, mask, next_position = active[index], tokens[index], mask[index], next_position[index]
+        mask = torch.cat([mask, mask.new_ones(len(active), 1)], dim=-1)
+        out = model(input_ids=tokens[:, None], attention_mask=mask, position_ids=next_position[:, None],
+                    past_key_values=cache, use_cache=True)
+        cache, logits = out.past_key_values, out.logits[:, -1, :]
+        next_position = next_position + 1
+
+    results: list[list[Continuation]] = []
+    for p, length in enumerate(prompt_lengths):
+        group = []
+        for s in range(n):
+            row = p * n + s
+            text = texts[row]
+            if text is None:
+                text = tok.decode(generated[row], skip_special_tokens=True)
+            group.append(Continuation(text, generated[row], finish[row] or "length", length,
+                                      length if s == 0 else 0))
+        results.append(group)
+    return results

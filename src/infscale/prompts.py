@@ -1,0 +1,72 @@
+"""Prompt styles: few-shot, chain-of-thought (zero- and few-shot), with or without the model's chat template.
+
+Seed 004 compares standard vs CoT prompting; its zero-shot CoT prompt is lm-eval's gsm8k_cot_zeroshot
+("Q: {question}\\nA: Let's think step by step."), and Quiet-STaR's eval prompt (DESIGN §4) has the same shape.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+STYLES = ("fewshot", "fewshot_cot", "zeroshot", "zeroshot_cot")
+COT_TRIGGER = "Let's think step by step."
+
+
+@dataclass(frozen=True)
+class PromptConfig:
+    style: str = "fewshot"
+    n_shots: int = 3
+    chat_template: str = "auto"   # auto: use the tokenizer's chat template when it has one | always | never
+
+    def __post_init__(self) -> None:
+        if self.style not in STYLES:
+            raise ValueError(f"prompt.style: unknown style {self.style!r}; known: {list(STYLES)}")
+        if self.chat_template not in ("auto", "always", "never"):
+            raise ValueError(f"prompt.chat_template: expected auto|always|never, got {self.chat_template!r}")
+
+
+def _shot_answer(shot: dict[str, Any], cot: bool) -> str:
+    if not cot:
+        return shot["answer"]
+    solution = shot.get("meta", {}).get("solution")
+    if not solution:
+        # generated tasks carry no worked solution; a one-line rationale keeps the format consistent
+        return f"The answer is {shot['answer']}."
+    return f"{solution}\nThe answer is {shot['answer']}."
+
+
+def _turns(question: str, shots: list[dict[str, Any]], cfg: PromptConfig) -> list[tuple[str, str | None]]:
+    """(question, answer) pairs: the exemplars, then the target question with its answer prefix."""
+    cot = cfg.style.endswith("cot")
+    turns: list[tuple[str, str | None]] = []
+    if cfg.style.startswith("fewshot"):
+        if len(shots) < cfg.n_shots:
+            raise ValueError(f"prompt.n_shots={cfg.n_shots} but only {len(shots)} train questions are available")
+        turns = [(s["question"], _shot_answer(s, cot)) for s in shots[: cfg.n_shots]]
+    turns.append((question, COT_TRIGGER if cfg.style == "zeroshot_cot" else None))
+    return turns
+
+
+def uses_chat_template(cfg: PromptConfig, tokenizer: Any) -> bool:
+    has_template = bool(getattr(tokenizer, "chat_template", None))
+    if cfg.chat_template == "always" and not has_template:
+        raise ValueError("prompt.chat_template: 'always' but the tokenizer has no chat template")
+    return cfg.chat_template == "always" or (cfg.chat_template == "auto" and has_template)
+
+
+def build_prompt(question: str, shots: list[dict[str, Any]], cfg: PromptConfig, tokenizer: Any = None) -> str:
+    """The prompt text for one question. With a chat template the exemplars become earlier turns."""
+    turns = _turns(question, shots, cfg)
+    if tokenizer is not None and uses_chat_template(cfg, tokenizer):
+        messages: list[dict[str, str]] = []
+        for q, a in turns[:-1]:
+            messages += [{"role": "user", "content": q}, {"role": "assistant", "content": a or ""}]
+        messages.append({"role": "user", "content": turns[-1][0]})
+        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        prefix = turns[-1][1]
+        return text + (prefix if prefix else "")
+    blocks = [f"Q: {q}\nA: {a}" for q, a in turns[:-1]]
+    last_q, last_prefix = turns[-1]
+    blocks.append(f"Q: {last_q}\nA:" + (f" {last_prefix}" if last_prefix else ""))
+    return "\n\n".join(blocks)

@@ -1,0 +1,103 @@
+"""Shared fixtures: the embedded model prepared once per cache, and Snakemake runs in temp workdirs."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+TEST_CACHE = Path(os.environ.get("INFSCALE_TEST_CACHE", REPO / ".cache-tests"))
+SNAKEMAKE = Path(sys.executable).with_name("snakemake")
+TINY_CONFIG = REPO / "config" / "test-tiny.yaml"
+
+
+@pytest.fixture(scope="session")
+def prepared_smollm2() -> Path:
+    """`resources/models/smollm2-135m` as the prepare_model rule makes it (model.json + checkpoint), cached."""
+    from infscale.models import ModelConfig, prepare_model
+
+    folder = TEST_CACHE / "models" / "smollm2-135m"
+    if not (folder / "model.json").exists():
+        # absolute path in model.json, so workdirs that link this folder load the same checkpoint (~20 s once)
+        prepare_model(ModelConfig("smollm2-135m", "embedded", "smollm2-135m-instruct"), folder.resolve())
+    return folder.resolve()
+
+
+@pytest.fixture(scope="session")
+def smollm2_checkpoint(prepared_smollm2: Path) -> Path:
+    """Folder of the fp32 HF checkpoint of the embedded SmolLM2-135M-Instruct."""
+    return prepared_smollm2 / "checkpoint"
+
+
+class Workflow:
+    """A Snakemake workdir with the prepared model linked in; `run` invokes the real snakemake CLI."""
+
+    def __init__(self, root: Path, config: dict):
+        self.root = root
+        self.config_path = root / "config.yaml"
+        self.write_config(config)
+
+    def write_config(self, config: dict) -> None:
+        self.config = config
+        self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+
+    def run(self, *args: str, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
+        cmd = [str(SNAKEMAKE), "--snakefile", str(REPO / "Snakefile"), "--directory", str(self.root),
+               "--configfile", str(self.config_path), "--cores", "2", *args]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=REPO)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
+        return proc
+
+    def dry_run_jobs(self, *args: str) -> dict[str, int]:
+        """Rule -> job count of what a real run would execute now (from the dry run's job stats table)."""
+        proc = self.run("--dry-run", *args)
+        out = proc.stdout + proc.stderr
+        if "Nothing to be done" in out:
+            return {}
+        stats = out.split("Job stats:", 1)[1]
+        jobs = {}
+        for line in stats.splitlines()[3:]:
+            match = re.match(r"^(\w+)\s+(\d+)\s*$", line.strip())
+            if not match:
+                break
+            if match.group(1) != "total":
+                jobs[match.group(1)] = int(match.group(2))
+        return jobs
+
+    def path(self, relative: str) -> Path:
+        return self.root / relative
+
+
+@pytest.fixture
+def tiny_workflow(tmp_path: Path, prepared_smollm2: Path) -> Workflow:
+    config = yaml.safe_load(TINY_CONFIG.read_text())
+    models = tmp_path / "resources" / "models"
+    models.mkdir(parents=True)
+    (models / "smollm2-135m").symlink_to(prepared_smollm2, target_is_directory=True)
+    return Workflow(tmp_path, config)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory, prepared_smollm2: Path) -> Workflow:
+    """The tiny config run once end to end; tests read its outputs (and must not modify them)."""
+    root = tmp_path_factory.mktemp("tiny-run")
+    models = root / "resources" / "models"
+    models.mkdir(parents=True)
+    (models / "smollm2-135m").symlink_to(prepared_smollm2, target_is_directory=True)
+    workflow = Workflow(root, yaml.safe_load(TINY_CONFIG.read_text()))
+    workflow.run()
+    return workflow
+
+
+def copy_workflow(source: Workflow, destination: Path) -> Workflow:
+    """An independent copy of a finished workdir (outputs and Snakemake metadata), to change and rerun."""
+    shutil.copytree(source.root, destination, symlinks=True)
+    return Workflow(destination, source.config)

@@ -1,0 +1,113 @@
+"""The efficiency table (infscale.reports.efficiency) and `infscale efficiency`."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from infscale.cli import main
+from infscale.reports.efficiency import efficiency_file, efficiency_table, to_markdown
+
+# DESIGN.md §5, seed 000 (Mistral-7B, 128 GSM8K questions): inputs, then the published Acc/TFLOP, Acc/s, Efficiency
+SEED000 = [
+    ("Baseline", 10.16, 11.22, 52.47, 0.91, 0.19, 17.29),
+    ("QuietSTaR", 32.03, 12.73, 554.66, 2.52, 0.06, 15.12),
+    ("REBASE+QuietSTaR", 9.38, 4.25, 143.66, 2.21, 0.07, 15.47),
+    ("REBASE w=3", 10.94, 2.35, 8.47, 4.66, 1.29, 601.14),
+    ("REBASE w=6", 10.16, 4.96, 17.82, 2.05, 0.57, 116.85),
+    ("REBASE w=16", 12.50, 13.57, 46.90, 0.92, 0.27, 24.84),
+]
+
+
+def _seed_inputs() -> pd.DataFrame:
+    return pd.DataFrame([row[:4] for row in SEED000], columns=["method", "accuracy", "tflops", "seconds"])
+
+
+def test_seed_rounding_reproduces_seed000_table():
+    table = efficiency_table(_seed_inputs(), seed_rounding=True)
+    for (method, *_, per_tflop, per_second, efficiency), row in zip(SEED000, table.itertuples()):
+        assert row.method == method
+        assert (row.acc_per_tflop, row.acc_per_second, round(row.efficiency, 2)) == (per_tflop, per_second,
+                                                                                   efficiency)
+    assert table["rank"].tolist() == [4, 6, 5, 1, 2, 3]
+
+
+def test_default_is_unrounded():
+    inputs = _seed_inputs()
+    table = efficiency_table(inputs)
+    expected = [a / f * (a / s) * 100 for a, f, s in zip(inputs.accuracy, inputs.tflops, inputs.seconds)]
+    assert table["efficiency"].tolist() == pytest.approx(expected, rel=1e-12)
+    rebase3 = table.set_index("method").loc["REBASE w=3"]
+    assert rebase3.acc_per_tflop == pytest.approx(10.94 / 2.35)
+    assert round(rebase3.efficiency, 2) != 601.14  # the seed's digits come from rounding before the product
+    # without rounding, REBASE+QuietSTaR and QuietSTaR swap places (14.41 vs 14.53)
+    assert table["rank"].tolist() == [4, 5, 6, 1, 2, 3]
+
+
+def test_extra_columns_and_row_order_kept():
+    inputs = _seed_inputs().assign(model="mistral-7b")
+    table = efficiency_table(inputs)
+    assert table["model"].tolist() == ["mistral-7b"] * 6
+    assert table["method"].tolist() == inputs["method"].tolist()
+    assert list(inputs.columns) == ["method", "accuracy", "tflops", "seconds", "model"]  # input not modified
+
+
+def test_ties_share_the_lowest_rank():
+    inputs = pd.DataFrame({"method": ["a", "b", "c", "d"], "accuracy": [50, 50, 80, 10],
+                           "tflops": [1, 1, 1, 1], "seconds": [2, 2, 1, 1]})
+    assert efficiency_table(inputs)["rank"].tolist() == [2, 2, 1, 4]
+
+
+@pytest.mark.parametrize("column, value, message", [
+    ("tflops", 0.0, "method 'REBASE w=6': tflops must be > 0"),
+    ("seconds", -1.5, "method 'REBASE w=6': seconds must be > 0"),
+    ("accuracy", float("nan"), "method 'REBASE w=6': accuracy is not a finite number"),
+    ("seconds", "fast", "method 'REBASE w=6': seconds is not a finite number"),
+])
+def test_bad_values_name_the_method(column, value, message):
+    inputs = _seed_inputs().astype({column: object})
+    inputs.loc[4, column] = value
+    with pytest.raises(ValueError, match=message):
+        efficiency_table(inputs)
+
+
+def test_missing_column_is_named():
+    with pytest.raises(ValueError, match="missing column.*'seconds'"):
+        efficiency_table(_seed_inputs().drop(columns="seconds"))
+
+
+def test_to_markdown_shows_two_decimals():
+    text = to_markdown(efficiency_table(_seed_inputs(), seed_rounding=True))
+    lines = text.splitlines()
+    assert lines[0].split("|")[1].strip() == "method" and len(lines) == 2 + len(SEED000)
+    assert "| REBASE w=3 " in text and "601.14" in text and "17.29" in text
+
+
+def test_efficiency_file_writes_csv_and_markdown(tmp_path):
+    source, target = tmp_path / "in.csv", tmp_path / "tables" / "out.csv"
+    _seed_inputs().to_csv(source, index=False)
+    result = efficiency_file(source, target, seed_rounding=True)
+    written = pd.read_csv(target)
+    assert written["efficiency"].round(2).tolist() == [row[6] for row in SEED000]
+    assert written["rank"].tolist() == result["rank"].tolist()
+    assert "601.14" in target.with_suffix(".md").read_text()
+    assert sorted(p.name for p in target.parent.iterdir()) == ["out.csv", "out.md"]  # no temp files left
+
+
+def test_cli(tmp_path, capsys):
+    source, target = tmp_path / "in.csv", tmp_path / "out.csv"
+    _seed_inputs().to_csv(source, index=False)
+    assert main(["efficiency", "--input", str(source), "--output", str(target), "--seed-rounding"]) == 0
+    assert pd.read_csv(target)["acc_per_tflop"].tolist() == [row[4] for row in SEED000]
+
+    assert main(["efficiency", "--input", str(source), "--output", str(target)]) == 0
+    assert pd.read_csv(target)["acc_per_tflop"].tolist() == pytest.approx([r[1] / r[2] for r in SEED000])
+
+    _seed_inputs().drop(columns="tflops").to_csv(source, index=False)
+    assert main(["efficiency", "--input", str(source), "--output", str(tmp_path / "bad.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "in.csv" in err and "'tflops'" in err
+    assert not (tmp_path / "bad.csv").exists()
+
+    assert main(["efficiency", "--input", str(tmp_path / "absent.csv"), "--output", str(target)]) == 2
+    assert "absent.csv" in capsys.readouterr().err

@@ -1,0 +1,386 @@
+"""Answer extraction, equivalence and grading (infscale.grading) and the `infscale grade` CLI."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from infscale import grading
+from infscale.cli import main
+from infscale.grading import (
+    answer_kind,
+    answers_equivalent,
+    extract_answer,
+    grade_file,
+    grade_record,
+    grade_records,
+    reference_answer,
+)
+from infscale.io import RecordError, read_jsonl
+
+GSM8K_TEST = Path(__file__).resolve().parents[1] / "data" / "gsm8k" / "test.jsonl"
+
+
+@pytest.fixture(scope="module")
+def gsm8k_rows() -> list[dict]:
+    return read_jsonl(GSM8K_TEST)
+
+
+# (text, mode, kind, expected)
+EXTRACTION_CASES = [
+    # GSM8K gold marker
+    ("Janet sells 9 eggs.\n#### 18", "strict", "auto", "18"),
+    ("#### 1,450,000", "strict", "numeric", "1450000"),
+    ("#### -10", "flexible", "auto", "-10"),
+    # "The answer is" / "final answer is" / "Answer:"
+    ("So the answer is 42.", "strict", "auto", "42"),
+    ("The final answer is 7", "strict", "numeric", "7"),
+    ("Answer: 15", "strict", "numeric", "15"),
+    ("Final Answer: $1,234.50", "strict", "numeric", "1234.5"),
+    ("Therefore, the answer (arabic numerals) is 18.", "strict", "numeric", "18"),
+    ("The answer is 5 + 3 = 8.", "strict", "numeric", "8"),
+    ("The answer is 18 dollars.", "strict", "numeric", "18"),
+    ("The answer is 5 cm", "flexible", "numeric", "5"),
+    ("The answer is 12%.", "strict", "numeric", "12"),
+    # \boxed{}
+    (r"Thus $\boxed{18}$.", "strict", "numeric", "18"),
+    (r"\boxed{\frac{3}{4}}", "strict", "auto", "3/4"),
+    (r"\boxed{\$18.00}", "strict", "numeric", "18"),
+    (r"\boxed{18 \text{ dollars}}", "strict", "numeric", "18"),
+    (r"The final answer is $\boxed{\sqrt{2}}$", "strict", "auto", r"\sqrt{2}"),  # kept for math_verify
+    (r"The answer is 5, i.e. \boxed{6}", "strict", "numeric", "6"),  # the last marker wins
+    # money, commas, decimals, negatives, fractions
+    ("She paid $1,234.50 in total.", "flexible", "numeric", "1234.5"),
+    ("It costs 1234.50", "flexible", "auto", "1234.5"),
+    ("The temperature is -3 degrees", "flexible", "numeric", "-3"),
+    ("She lost -$5 on the deal", "flexible", "numeric", "-5"),
+    ("x = \u22127", "flexible", "numeric", "-7"),
+    ("16 - 3 - 4 = 9", "flexible", "numeric", "9"),
+    ("5 - 3", "flexible", "numeric", "3"),  # subtraction, not a negative number
+    ("He ate 3/4 of the pie", "flexible", "numeric", "3/4"),
+    ("He ate 6/8 of the pie", "flexible", "numeric", "3/4"),
+    (r"He ate $\frac{3}{4}$ of it", "flexible", "numeric", "3/4"),
+    (r"$-\frac{3}{4}$", "flexible", "numeric", "-3/4"),
+    (r"\dfrac{10}{2}", "flexible", "numeric", "5"),
+    ("The ratio is 0.750", "flexible", "numeric", "0.75"),
+    ("about .5 of them", "flexible", "numeric", "0.5"),
+    ("18 dollars", "flexible", "auto", "18"),
+    ("12%", "flexible", "numeric", "12"),
+    ("1, 2, 3", "flexible", "numeric", "3"),  # not a thousands separator
+    # few-shot continuations: the answer is before the next "Q:"
+    (" 12\nQ: What is 3 + 4?\nA: 7", "flexible", "numeric", "12"),
+    (" 12 Q: What is 3 + 4? A: 7", "flexible", "numeric", "12"),
+    (" 5\n\nQuestion: How many legs?\nAnswer: 8", "strict", "numeric", None),
+    (" 5\n\nQuestion: How many legs?\nAnswer: 8", "flexible", "numeric", "5"),
+    # strict needs a marker; flexible falls back to the last number
+    ("She has 3 apples and buys 4 more, so 7", "strict", "numeric", None),
+    ("She has 3 apples and buys 4 more, so 7", "flexible", "numeric", "7"),
+    ("The answer is probably 9 apples", "strict", "numeric", "9"),  # the marker's line, first number
+    ("To find the answer: add them.\nShe has 9", "strict", "numeric", None),
+    ("To find the answer: add them.\nShe has 9", "flexible", "numeric", "9"),
+    # multiple choice
+    ("The answer is (B).", "strict", "choice", "B"),
+    ("Answer: C", "strict", "choice", "C"),
+    ("The answer is (D).", "strict", "auto", "D"),
+    ("The answer is A because the others are wrong.", "strict", "choice", "A"),
+    ("The answer is A train of thought...", "strict", "auto", None),  # an article, not option A
+    (r"$\boxed{B}$", "strict", "choice", "B"),
+    ("**A**", "strict", "choice", None),
+    ("**A**", "flexible", "choice", "A"),
+    ("I think (B) is right, no wait, (C).", "flexible", "choice", "C"),
+    ("A train leaves at 3 pm.\nC", "flexible", "choice", "C"),
+    ("A train leaves at 3 pm.", "flexible", "choice", None),
+    (" D\nQ: Which is largest?\n(A) 1 (B) 2", "flexible", "choice", "D"),
+    (" B. Because 2 > 1", "flexible", "choice", "B"),
+    ("It must be option C", "flexible", "choice", "C"),
+    ("Answer: 42", "strict", "choice", None),
+    ("The answer is (B) 42", "strict", "numeric", "42"),
+    # nothing to find
+    ("", "flexible", "auto", None),
+    ("I do not know.", "flexible", "numeric", None),
+    ("I do not know.", "flexible", "auto", None),
+    ("The answer is", "flexible", "numeric", None),
+    ("Division by zero: 1/0", "flexible", "numeric", None),
+]
+
+
+@pytest.mark.parametrize(("text", "mode", "kind", "expected"), EXTRACTION_CASES)
+def test_extract_answer(text, mode, kind, expected):
+    assert extract_answer(text, mode=mode, kind=kind) == expected
+
+
+def test_extract_answer_defaults_to_flexible_auto():
+    assert extract_answer("so 7") == "7"
+    assert extract_answer("so (B)") == "B"
+
+
+@pytest.mark.parametrize(("argument", "value"), [("mode", "lenient"), ("kind", "letter")])
+def test_extract_answer_rejects_unknown_options(argument, value):
+    with pytest.raises(ValueError, match=argument):
+        extract_answer("7", **{argument: value})
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "expected"),
+    [
+        ("18", "auto", "18"),
+        ("$1,200", "auto", "1200"),
+        ("18.00", "auto", "18"),
+        ("-3", "numeric", "-3"),
+        ("3/4", "auto", "3/4"),
+        ("B", "auto", "B"),
+        ("(B)", "choice", "B"),
+        (" C. ", "auto", "C"),
+        ("It takes 2 bolts.\n#### 3", "auto", "3"),
+        ("#### 1,450,000", "numeric", "1450000"),
+        (r"so $\boxed{\frac{1}{2}}$", "auto", "1/2"),
+        ("Paris", "auto", "Paris"),  # non-numeric: kept as text
+        ("  ", "auto", None),
+        (18, "auto", "18"),
+        (2.50, "auto", "2.5"),
+    ],
+)
+def test_reference_answer(text, kind, expected):
+    assert reference_answer(text, kind=kind) == expected
+
+
+@pytest.mark.parametrize(
+    ("reference", "kind"),
+    [("B", "choice"), ("J", "choice"), (" A ", "choice"), ("K", "numeric"), ("18", "numeric"),
+     ("AB", "numeric"), ("b", "numeric"), ("Paris", "numeric")],
+)
+def test_answer_kind(reference, kind):
+    assert answer_kind(reference) == kind
+
+
+EQUIVALENT = [
+    ("18", "18.0"), ("18", "$18"), ("18", "18.00"), ("$18", "18.00"), ("1/2", "0.5"), ("3/4", r"\frac{3}{4}"),
+    ("1,234.5", "1234.50"), ("-3", "-3.0"), ("12%", "12"), ("18 dollars", "18"), ("-0", "0"),
+    ("B", "B"), ("(B)", "B"), ("**C**", "C"),
+    (r"\sqrt{2}/2", r"\frac{\sqrt{2}}{2}"), ("x+1", "1+x"), ("x = 5", "5"),  # math_verify
+    ("Paris", "paris."),  # text fallback
+]
+NOT_EQUIVALENT = [
+    ("-3", "3"), ("18", "18.5"), ("1/3", "0.33"), ("B", "C"), ("E", "2.718281828"), ("I", "i"),
+    ("B", "2"), (r"\sqrt{2}", "1.41"), ("Paris", "Sirap"), (None, "1"), ("1", None), (None, None),
+    ("", ""), ("", "0"),
+]
+
+
+@pytest.mark.parametrize(("predicted", "reference"), EQUIVALENT)
+def test_equivalent(predicted, reference):
+    assert answers_equivalent(predicted, reference)
+    assert answers_equivalent(reference, predicted)
+
+
+@pytest.mark.parametrize(("predicted", "reference"), NOT_EQUIVALENT)
+def test_not_equivalent(predicted, reference):
+    assert not answers_equivalent(predicted, reference)
+
+
+GARBAGE = [
+    "(((((((((", r"\frac{", r"\boxed{", r"\boxed{\boxed{}", "}}}{{{", "$$$", "####", "#### ####", "1/0",
+    "9" * 6000, "1," * 3000, r"\sqrt{-}", "\x00\x01", "∞", "Answer: answer: answer is", "Q:", r"\frac{1}{0}",
+    "-" * 500, "." * 500, "Q: Q: Q:", "\n\n\n",
+]
+
+
+@pytest.mark.parametrize("text", GARBAGE)
+def test_garbage_never_raises(text):
+    for mode in grading.MODES:
+        for kind in grading.KINDS:
+            extract_answer(text, mode=mode, kind=kind)
+    reference_answer(text)
+    assert isinstance(answers_equivalent(text, "5"), bool)
+    assert isinstance(answers_equivalent(text, text), bool)
+    graded = grade_record({"response": text, "reference": "5"})
+    assert graded["correct"] is False
+
+
+def test_exploding_expression_is_cut_off_by_timeout(monkeypatch):
+    monkeypatch.setattr(grading, "VERIFY_TIMEOUT_S", 1)
+    start = time.perf_counter()
+    assert not answers_equivalent(r"9^{9^{9^{9}}}", "5")
+    assert time.perf_counter() - start < 10
+
+
+def test_equivalence_off_the_main_thread():
+    # math_verify's signal-based timeout only works on the main thread; elsewhere we must neither raise
+    # nor try anything that could run for ever.
+    results = {}
+
+    def work():
+        results["symbolic"] = answers_equivalent(r"\sqrt{2}/2", r"\frac{\sqrt{2}}{2}")
+        results["explosive"] = answers_equivalent(r"9^{9^{9^{9}}}", "5")
+        results["numeric"] = answers_equivalent("$18", "18.00")
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join(timeout=30)
+    assert results == {"symbolic": True, "explosive": False, "numeric": True}
+
+
+# ---------------------------------------------------------------------------------------------- records
+
+
+def test_grade_record_adds_fields_and_keeps_the_rest():
+    record = {"id": "q-1", "sample": 3, "completion": " $1,200.00\nQ: next", "answer": "1200"}
+    graded = grade_record(record)
+    assert graded == {**record, "reference": "1200", "extracted": "1200", "correct": True}
+    assert "extracted" not in record  # a copy, not the same dict
+
+
+def test_grade_record_prefers_response_and_reference():
+    record = {"response": "The answer is 7.", "completion": " 8", "reference": "7", "answer": "8"}
+    assert grade_record(record)["correct"] is True
+    assert grade_record(record)["extracted"] == "7"
+
+
+def test_grade_record_canonicalises_a_gsm8k_solution_reference(gsm8k_rows):
+    graded = grade_record({"completion": " 70000", "answer": gsm8k_rows[2]["answer"]})
+    assert (graded["reference"], graded["extracted"], graded["correct"]) == ("70000", "70000", True)
+
+
+def test_grade_record_strict_versus_flexible():
+    record = {"completion": "She has 3 and gets 4, so 7", "reference": "7"}
+    assert grade_record(record, mode="strict")["extracted"] is None
+    assert grade_record(record, mode="strict")["correct"] is False
+    assert grade_record(record, mode="flexible")["correct"] is True
+
+
+def test_grade_record_multiple_choice():
+    assert grade_record({"completion": " (C)", "reference": "C"})["correct"] is True
+    # a number is no option letter, even though a choice reference exists
+    graded = grade_record({"completion": "The answer is 3", "reference": "C"})
+    assert (graded["extracted"], graded["correct"]) == (None, False)
+
+
+def test_grade_record_non_numeric_reference_compares_text():
+    assert grade_record({"completion": " Paris.\nQ: capital of Spain?", "reference": "Paris"})["correct"] is True
+    assert grade_record({"completion": "The answer is Rome.", "reference": "Paris"})["correct"] is False
+    assert grade_record({"completion": "The answer is $x + 1$.", "reference": "1+x"})["correct"] is True
+
+
+@pytest.mark.parametrize("text", ["", None, "no idea", "   \n  "])
+def test_grade_record_unparseable_response(text):
+    graded = grade_record({"completion": text, "reference": "18"})
+    assert (graded["extracted"], graded["correct"]) == (None, False)
+
+
+@pytest.mark.parametrize(
+    ("record", "message"),
+    [
+        ({"id": "q-7", "reference": "1"}, r"record 'q-7' has neither 'response' nor 'completion'"),
+        ({"completion": "1"}, r"neither 'reference' nor 'answer'"),
+        ({"completion": 12, "reference": "12"}, r"'completion' must be a string"),
+        ({"completion": "12", "reference": None}, r"'reference' must be a string or a number"),
+        ({"completion": "12", "answer": ["12"]}, r"'answer' must be a string or a number"),
+    ],
+)
+def test_grade_record_rejects_malformed_records(record, message):
+    with pytest.raises(ValueError, match=message):
+        grade_record(record)
+
+
+def test_grade_records_and_mode_check():
+    graded = grade_records([{"completion": " 1", "reference": "1"}, {"completion": " 2", "reference": "1"}])
+    assert [r["correct"] for r in graded] == [True, False]
+    with pytest.raises(ValueError, match="mode"):
+        grade_record({"completion": "1", "reference": "1"}, mode="loose")
+
+
+# ---------------------------------------------------------------------------------------------- GSM8K
+
+
+@pytest.mark.parametrize(("index", "expected"), [(0, "18"), (2, "70000"), (489, "-10"), (611, "1450000"),
+                                                 (1113, "-3")])
+def test_real_gsm8k_solutions(gsm8k_rows, index, expected):
+    solution = gsm8k_rows[index]["answer"]
+    assert reference_answer(solution) == expected
+    assert extract_answer(solution, mode="strict") == expected
+    # without its "####" line a strict reader finds nothing; a flexible one reads the last number
+    body = solution.rsplit("####", 1)[0]
+    assert extract_answer(body, mode="strict") is None
+    assert extract_answer(body, mode="flexible") == expected
+
+
+def test_every_gsm8k_gold_solution(gsm8k_rows):
+    assert len(gsm8k_rows) == 1319
+    for number, row in enumerate(gsm8k_rows, start=1):
+        solution = row["answer"]
+        after_marker = solution.rsplit("####", 1)[1].strip().replace(",", "")
+        assert reference_answer(solution) == after_marker, f"row {number}"
+        graded = grade_record({"response": solution, "answer": solution})
+        assert graded["correct"], f"row {number}: {graded['extracted']!r} vs {graded['reference']!r}"
+
+
+# ---------------------------------------------------------------------------------------------- files, CLI
+
+
+def _write_lines(path: Path, lines: list[str]) -> Path:
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return path
+
+
+RESPONSES = [
+    {"id": "a", "sample": 0, "completion": " 18\nQ: more", "answer": "18"},
+    {"id": "a", "sample": 1, "completion": "The answer is 17.", "answer": "18"},
+    {"id": "b", "sample": 0, "completion": "It is 3/4, I think", "answer": "0.75"},
+    {"id": "c", "sample": 0, "completion": "no idea", "answer": "B"},
+]
+
+
+def test_grade_file_round_trip(tmp_path):
+    source = _write_lines(tmp_path / "in.jsonl", [json.dumps(r) for r in RESPONSES])
+    output = tmp_path / "out" / "graded.jsonl"
+    summary = grade_file(source, output)
+    assert summary == {"n": 4, "n_extracted": 3, "n_correct": 2, "accuracy": 50.0}
+    graded = read_jsonl(output)
+    assert [(r["id"], r["sample"], r["extracted"], r["correct"]) for r in graded] == [
+        ("a", 0, "18", True), ("a", 1, "17", False), ("b", 0, "3/4", True), ("c", 0, None, False)]
+    assert sorted(p.name for p in output.parent.iterdir()) == ["graded.jsonl"]  # no temp files left
+
+
+def test_grade_file_strict_and_empty(tmp_path):
+    source = _write_lines(tmp_path / "in.jsonl", [json.dumps(r) for r in RESPONSES])
+    summary = grade_file(source, tmp_path / "strict.jsonl", mode="strict")
+    assert (summary["n_extracted"], summary["n_correct"]) == (1, 0)  # only "The answer is 17." is marked
+    empty = _write_lines(tmp_path / "empty.jsonl", [])
+    assert grade_file(empty, tmp_path / "e.jsonl") == {"n": 0, "n_extracted": 0, "n_correct": 0,
+                                                        "accuracy": None}
+
+
+def test_grade_file_bad_json_names_the_line(tmp_path):
+    source = _write_lines(tmp_path / "in.jsonl", [json.dumps(RESPONSES[0]), "{not json"])
+    with pytest.raises(RecordError, match=r"in\.jsonl:2"):
+        grade_file(source, tmp_path / "out.jsonl")
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_grade_file_missing_field_names_the_record(tmp_path):
+    source = _write_lines(tmp_path / "in.jsonl", [json.dumps(RESPONSES[0]), json.dumps({"id": "z", "answer": "1"})])
+    with pytest.raises(ValueError, match=r"in\.jsonl: record 2: record 'z' has neither 'response'"):
+        grade_file(source, tmp_path / "out.jsonl")
+
+
+def test_cli_grade(tmp_path, capsys):
+    source = _write_lines(tmp_path / "in.jsonl", [json.dumps(r) for r in RESPONSES])
+    output = tmp_path / "graded.jsonl"
+    assert main(["grade", "--input", str(source), "--output", str(output)]) == 0
+    assert json.loads(capsys.readouterr().out) == {"n": 4, "n_extracted": 3, "n_correct": 2, "accuracy": 50.0}
+    assert [r["correct"] for r in read_jsonl(output)] == [True, False, True, False]
+
+    assert main(["grade", "--input", str(source), "--output", str(output), "--mode", "strict"]) == 0
+    assert json.loads(capsys.readouterr().out)["n_extracted"] == 1
+
+
+def test_cli_grade_bad_line(tmp_path, capsys):
+    source = _write_lines(tmp_path / "in.jsonl", [json.dumps(RESPONSES[0]), json.dumps(RESPONSES[1]), "[1, 2"])
+    assert main(["grade", "--input", str(source), "--output", str(tmp_path / "out.jsonl")]) == 2
+    error = capsys.readouterr().err
+    assert "infscale grade: error:" in error and f"{source}:3" in error
+    assert not (tmp_path / "out.jsonl").exists()

@@ -1,0 +1,18 @@
+rule aggregate:
+    input:
+        graded="results/graded/{dataset}/{model}/{method}/samples.jsonl",
+        timing="results/gen/{dataset}/{model}/{method}/timing.json",
+    output:
+        "results/metrics/{dataset}/{model}/{method}.json",
+    params:
+        aggregate=config.get("aggregate", {}),
+        seed=config["seed"],
+        code=code_hash("infscale.aggregate", "infscale.estimators"),
+    log:
+        "logs/metrics/{dataset}/{model}/{method}.log",
+    benchmark:
+        "results/benchmarks/aggregate/{dataset}/{model}/{method}.tsv"
+    conda:
+        ENV
+    script:
+        "../scripts/aggregate.py"

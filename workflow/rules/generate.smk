@@ -1,0 +1,40 @@
+rule generate:
+    input:
+        test="results/data/{dataset}/test.jsonl",
+        train="results/data/{dataset}/train.jsonl",
+        model="resources/models/{model}/model.json",
+    output:
+        samples="results/gen/{dataset}/{model}/{method}/shard-{shard}.jsonl",
+        timing="results/gen/{dataset}/{model}/{method}/shard-{shard}.timing.json",
+    params:
+        method=method_cfg,
+        n_shards=lambda w: n_shards(w.method),
+        seed=config["seed"],
+        device=config["device"],
+        code=code_hash("infscale.generate", "infscale.methods", "infscale.models.hf", "infscale.prompts", "infscale.compute"),
+    threads: config.get("threads") or 2
+    resources:
+        gpu=GPU,
+    log:
+        "logs/gen/{dataset}/{model}/{method}/shard-{shard}.log",
+    benchmark:
+        "results/benchmarks/gen/{dataset}/{model}/{method}/shard-{shard}.tsv"
+    conda:
+        ENV
+    script:
+        "../scripts/generate.py"
+
+
+rule merge_shards:
+    input:
+        samples=lambda w: shard_files(w, ".jsonl"),
+        timings=lambda w: shard_files(w, ".timing.json"),
+    output:
+        samples="results/gen/{dataset}/{model}/{method}/samples.jsonl",
+        timing="results/gen/{dataset}/{model}/{method}/timing.json",
+    log:
+        "logs/gen/{dataset}/{model}/{method}/merge.log",
+    conda:
+        ENV
+    script:
+        "../scripts/merge_shards.py"

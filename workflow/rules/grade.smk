@@ -1,0 +1,15 @@
+rule grade:
+    input:
+        samples="results/gen/{dataset}/{model}/{method}/samples.jsonl",
+        questions="results/data/{dataset}/test.jsonl",
+    output:
+        "results/graded/{dataset}/{model}/{method}/samples.jsonl",
+    params:
+        grading=config.get("grading", {}),
+        code=code_hash("infscale.grading"),
+    log:
+        "logs/graded/{dataset}/{model}/{method}.log",
+    conda:
+        ENV
+    script:
+        "../scripts/grade.py"

@@ -1,0 +1,14 @@
+rule prepare_model:
+    output:
+        "resources/models/{model}/model.json",
+    params:
+        model=lambda w: config["models"][w.model],
+        code=code_hash("infscale.models.embedded", "infscale.models"),
+    log:
+        "logs/models/{model}.log",
+    benchmark:
+        "results/benchmarks/prepare_model/{model}.tsv"
+    conda:
+        ENV
+    script:
+        "../scripts/prepare_model.py"
