@@ -17,9 +17,13 @@ if not workflow.overwrite_configfiles:
 include: "workflow/rules/common.smk"
 
 
+# `snakemake --report results/report.html`: this description, then the outputs marked with report() (docs/report.md)
+report: "workflow/report/workflow.rst"
+
+
 rule all:
     input:
-        final_outputs(),
+        lambda wildcards: final_outputs(),
     default_target: True
 
 
@@ -29,3 +33,5 @@ include: "workflow/rules/generate.smk"
 include: "workflow/rules/grade.smk"
 include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/label.smk"
+include: "workflow/rules/score.smk"

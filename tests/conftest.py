@@ -31,6 +31,17 @@ def prepared_smollm2() -> Path:
 
 
 @pytest.fixture(scope="session")
+def prepared_gemma3() -> Path:
+    """`resources/models/gemma3-270m` (the embedded Gemma 3 270M base model), prepared once and cached (~1-3 min)."""
+    from infscale.models import ModelConfig, prepare_model
+
+    folder = TEST_CACHE / "models" / "gemma3-270m"
+    if not (folder / "model.json").exists():
+        prepare_model(ModelConfig("gemma3-270m", "embedded", "gemma3-270m"), folder.resolve())
+    return folder.resolve()
+
+
+@pytest.fixture(scope="session")
 def smollm2_checkpoint(prepared_smollm2: Path) -> Path:
     """Folder of the fp32 HF checkpoint of the embedded SmolLM2-135M-Instruct."""
     return prepared_smollm2 / "checkpoint"

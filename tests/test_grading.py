@@ -18,6 +18,7 @@ from infscale.grading import (
     grade_file,
     grade_record,
     grade_records,
+    grade_responses,
     reference_answer,
 )
 from infscale.io import RecordError, read_jsonl
@@ -201,6 +202,16 @@ def test_garbage_never_raises(text):
     assert graded["correct"] is False
 
 
+@pytest.mark.parametrize("text", [" " * 50_000, "\n" * 50_000, "answer: " * 6_000, "\\boxed{" * 6_000,
+                                  "A\n" * 25_000, "1," * 25_000, "( * \n" * 12_000],
+                         ids=["spaces", "newlines", "answer-markers", "open-boxes", "letters", "commas", "mixed"])
+def test_long_garbage_stays_fast(text):
+    # guards against regular expressions that backtrack quadratically and per-marker rescans
+    start = time.perf_counter()
+    test_garbage_never_raises(text)
+    assert time.perf_counter() - start < 5
+
+
 def test_exploding_expression_is_cut_off_by_timeout(monkeypatch):
     monkeypatch.setattr(grading, "VERIFY_TIMEOUT_S", 1)
     start = time.perf_counter()
@@ -365,6 +376,29 @@ def test_grade_file_missing_field_names_the_record(tmp_path):
     source = _write_lines(tmp_path / "in.jsonl", [json.dumps(RESPONSES[0]), json.dumps({"id": "z", "answer": "1"})])
     with pytest.raises(ValueError, match=r"in\.jsonl: record 2: record 'z' has neither 'response'"):
         grade_file(source, tmp_path / "out.jsonl")
+
+
+def test_grade_responses_joins_questions_by_id(tmp_path, gsm8k_rows):
+    questions = [{"id": "gsm8k-test-0000", "question": gsm8k_rows[0]["question"], "answer": "18"},
+                 {"id": "gsm8k-test-0002", "question": gsm8k_rows[2]["question"], "answer": "70000"}]
+    responses = [{"id": "gsm8k-test-0000", "sample": 0, "completion": " $18.00"},
+                 {"id": "gsm8k-test-0000", "sample": 1, "completion": " 16"},
+                 {"id": "gsm8k-test-0002", "sample": 0, "completion": " 70,000\nQ: next"}]
+    q_path = _write_lines(tmp_path / "test.jsonl", [json.dumps(q) for q in questions])
+    r_path = _write_lines(tmp_path / "samples.jsonl", [json.dumps(r) for r in responses])
+    output = tmp_path / "graded" / "samples.jsonl"
+    summary = grade_responses(r_path, q_path, output)
+    assert summary == {"n": 3, "n_extracted": 3, "n_correct": 2, "accuracy": pytest.approx(200 / 3)}
+    graded = read_jsonl(output)
+    assert [(r["reference"], r["extracted"], r["correct"]) for r in graded] == [
+        ("18", "18", True), ("18", "16", False), ("70000", "70000", True)]
+
+    orphan = _write_lines(tmp_path / "orphan.jsonl", [json.dumps({"id": "nope", "sample": 0, "completion": "1"})])
+    with pytest.raises(ValueError, match=r"orphan\.jsonl: record 1: id 'nope' is not a question"):
+        grade_responses(orphan, q_path, tmp_path / "x.jsonl")
+    no_answer = _write_lines(tmp_path / "bad_q.jsonl", [json.dumps({"id": "gsm8k-test-0000"})])
+    with pytest.raises(ValueError, match=r"bad_q\.jsonl: record 1: question has no 'answer'"):
+        grade_responses(r_path, no_answer, tmp_path / "x.jsonl")
 
 
 def test_cli_grade(tmp_path, capsys):

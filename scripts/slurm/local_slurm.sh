@@ -7,9 +7,12 @@
 #   scripts/slurm/local_slurm.sh env    [STATE_DIR]   print `export SLURM_CONF=...` for client commands
 #
 # STATE_DIR defaults to $INFSCALE_SLURM_DIR or /tmp/infscale-slurm; it holds the configuration, spool,
-# logs, the accounting database and the PID file, and nothing outside it is changed except the apt
-# install. Needs root (daemons run as root, no systemd). Debian/Ubuntu packages: slurm-wlm, slurmdbd,
-# munge, mariadb-server.
+# logs, the accounting database and the PID file. Outside it, only the apt install and a symlink
+# /etc/slurm/slurm.conf -> STATE_DIR/etc/slurm.conf (removed by `stop`) are made: the symlink is how
+# `srun` inside a job finds the configuration, because the plugin's job step drops SLURM_* variables,
+# SLURM_CONF included. An existing /etc/slurm/slurm.conf that is not such a symlink is never touched
+# (start fails instead). Needs root (daemons run as root, no systemd). Debian/Ubuntu packages:
+# slurm-wlm, slurmdbd, munge, mariadb-server.
 #
 # Accounting (slurmdbd + MariaDB) is part of the cluster on purpose: snakemake-executor-plugin-slurm
 # checks job status with `sacct` whenever sacct is installed, and without an accounting database
@@ -42,16 +45,17 @@ LOG=$STATE/log
 PIDFILE=$STATE/pids
 MUNGE_SOCKET=$RUN/munge.socket
 DB_SOCKET=$RUN/mysqld.sock
+SYSTEM_CONF=/etc/slurm/slurm.conf
 export SLURM_CONF=$ETC/slurm.conf
 
-# Daemons in start order; `stop` walks this list backwards.
+# Daemons in start order.
 DAEMONS=(munged mariadbd slurmdbd slurmctld slurmd)
 
 log() { echo "local_slurm: $*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 pid_of() {  # PID recorded for daemon $1, or nothing
-  [[ -f $PIDFILE ]] && awk -v d="$1" '$1 == d { print $2 }' "$PIDFILE" || true
+  if [[ -f $PIDFILE ]]; then awk -v d="$1" '$1 == d { print $2 }' "$PIDFILE"; fi
 }
 
 alive() {  # daemon $1 is running under its recorded PID (guards against recycled PIDs)
@@ -59,7 +63,9 @@ alive() {  # daemon $1 is running under its recorded PID (guards against recycle
   [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null && [[ $(cat "/proc/$pid/comm" 2>/dev/null) == "$1" ]]
 }
 
-node_state() { timeout 10 sinfo -h -N -o %T 2>/dev/null | head -n1 || true; }
+node_state() {  # the node's state as sinfo reports it; empty when slurmctld is not ours and running
+  if alive slurmctld; then timeout 10 sinfo -h -N -o %T 2>/dev/null | head -n1 || true; fi
+}
 
 all_up() {
   local d
@@ -180,6 +186,25 @@ StorageLoc=slurm_acct_db
 EOF
 }
 
+link_system_conf() {  # /etc/slurm/slurm.conf -> ours, unless it is a real file or another live cluster's
+  if [[ -L $SYSTEM_CONF ]]; then
+    local target other
+    target=$(readlink "$SYSTEM_CONF")
+    other=${target%/etc/slurm.conf}
+    if [[ $target != "$SLURM_CONF" && -f $other/pids ]] && "$0" status "$other" >/dev/null 2>&1; then
+      die "another local Slurm is running from $other; stop it first: $0 stop $other"
+    fi
+  elif [[ -e $SYSTEM_CONF ]]; then
+    die "$SYSTEM_CONF exists and is not ours: refusing to run a test cluster next to a real Slurm"
+  fi
+  mkdir -p "$(dirname "$SYSTEM_CONF")"
+  ln -sfn "$SLURM_CONF" "$SYSTEM_CONF"
+}
+
+unlink_system_conf() {
+  if [[ -L $SYSTEM_CONF && $(readlink "$SYSTEM_CONF") == "$SLURM_CONF" ]]; then rm -f "$SYSTEM_CONF"; fi
+}
+
 spawn() {  # spawn NAME COMMAND...: start a foreground daemon detached from us, record its PID
   local name=$1; shift
   setsid "$@" </dev/null >>"$LOG/$name.out" 2>&1 &
@@ -196,17 +221,20 @@ start_munge() {
   wait_for 20 munged test -S "$MUNGE_SOCKET"
 }
 
+# A smaller InnoDB redo log (default 96 MB): a state folder then takes ~100 MB instead of ~180 MB.
+DB_SIZE_OPTS=(--innodb-log-file-size=8M --innodb-data-file-path=ibdata1:8M:autoextend)
+
 db() { mariadb --no-defaults --socket="$DB_SOCKET" --user=root "$@"; }
 
 start_mariadb() {
   if [[ ! -d $STATE/mysql/mysql ]]; then
-    mariadb-install-db --no-defaults --user=root --datadir="$STATE/mysql" \
+    mariadb-install-db --no-defaults --user=root --datadir="$STATE/mysql" "${DB_SIZE_OPTS[@]}" \
       --auth-root-authentication-method=normal --skip-test-db >"$LOG/mariadb-install.log" 2>&1 ||
       die "mariadb-install-db failed (see $LOG/mariadb-install.log)"
   fi
   spawn mariadbd mariadbd --no-defaults --user=root --datadir="$STATE/mysql" --socket="$DB_SOCKET" \
     --port="$DB_PORT" --bind-address=127.0.0.1 --skip-name-resolve --pid-file="$RUN/mariadbd.pid" \
-    --log-error="$LOG/mariadbd.log" --innodb-buffer-pool-size=64M
+    --log-error="$LOG/mariadbd.log" --innodb-buffer-pool-size=64M "${DB_SIZE_OPTS[@]}"
   wait_for 60 mariadbd db -e 'SELECT 1'
   db -e "CREATE USER IF NOT EXISTS 'slurm'@'127.0.0.1' IDENTIFIED BY 'infscale';
          GRANT ALL ON slurm_acct_db.* TO 'slurm'@'127.0.0.1';"
@@ -214,14 +242,15 @@ start_mariadb() {
 
 start_slurm() {
   spawn slurmdbd slurmdbd -D
-  wait_for 60 slurmdbd sacctmgr -n list cluster
-  if ! sacctmgr -n -P list cluster format=cluster | grep -qx "$CLUSTER"; then
-    sacctmgr -i add cluster "$CLUSTER" >/dev/null
+  wait_for 60 slurmdbd timeout 10 sacctmgr -n list cluster
+  if ! timeout 10 sacctmgr -n -P list cluster format=cluster | grep -qx "$CLUSTER"; then
+    timeout 10 sacctmgr -i add cluster "$CLUSTER" >/dev/null
   fi
   spawn slurmctld slurmctld -D -i
-  wait_for 60 slurmctld scontrol ping
+  wait_for 60 slurmctld timeout 10 scontrol ping
   spawn slurmd slurmd -D
-  wait_for "$START_TIMEOUT" "node $(hostname -s) to become idle" bash -c '[[ $(sinfo -h -N -o %T) == idle* ]]'
+  # shellcheck disable=SC2016  # expanded by the inner bash, on each try
+  wait_for "$START_TIMEOUT" "node $(hostname -s) to become idle" bash -c '[[ $(timeout 10 sinfo -h -N -o %T) == idle* ]]'
 }
 
 do_start() {
@@ -238,6 +267,7 @@ do_start() {
   chmod 700 "$STATE/munge"
   install_packages
   write_configs
+  link_system_conf
   : >"$PIDFILE"
   local t0=$SECONDS
   start_munge
@@ -246,21 +276,34 @@ do_start() {
   log "started in $((SECONDS - t0))s: $(sinfo -h -o '%P %D %T %G' | head -n1); SLURM_CONF=$SLURM_CONF"
 }
 
+terminate() {  # SIGTERM the given daemons together, wait up to 10 s, then SIGKILL what is left
+  local d pids=()
+  for d in "$@"; do alive "$d" && pids+=("$(pid_of "$d")"); done
+  ((${#pids[@]})) || return 0
+  kill -TERM "${pids[@]}" 2>/dev/null || true
+  local deadline=$((SECONDS + 10)) pid left
+  while :; do
+    left=()
+    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && left+=("$pid"); done
+    ((${#left[@]})) || return 0
+    ((SECONDS < deadline)) || break
+    sleep 0.2
+  done
+  log "pids ${left[*]} ignored SIGTERM, killing"
+  kill -KILL "${left[@]}" 2>/dev/null || true
+}
+
 do_stop() {
   [[ -f $PIDFILE ]] || { log "not running ($STATE)"; return 0; }
   if alive slurmctld; then  # running jobs would outlive slurmd
     timeout 10 scancel --full --user="$(id -un)" 2>/dev/null || true
   fi
-  local i d pid
-  for ((i = ${#DAEMONS[@]} - 1; i >= 0; i--)); do
-    d=${DAEMONS[i]}
-    alive "$d" || continue
-    pid=$(pid_of "$d")
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
-    kill -0 "$pid" 2>/dev/null && { log "$d ($pid) ignored SIGTERM, killing"; kill -KILL "$pid" 2>/dev/null || true; }
-  done
+  # Slurm first (slurmctld may flush accounting to slurmdbd), then what it depends on.
+  terminate slurmd slurmctld
+  terminate slurmdbd
+  terminate mariadbd munged
   rm -f "$PIDFILE"
+  unlink_system_conf
   log "stopped ($STATE)"
 }
 

@@ -222,9 +222,11 @@ def _params_per_layer(dims: ModelDims, family: _Family, cfg: dict) -> int:
 # FLOPs
 
 
-def _check_count(name: str, value: float) -> None:
-    if value < 0:
-        raise ValueError(f"{name} must be >= 0, got {value}")
+def _check_counts(**counts: float) -> None:
+    """Token counts and sizes are non-negative; a bad one is named."""
+    for name, value in counts.items():
+        if value < 0:
+            raise ValueError(f"{name} must be >= 0, got {value}")
 
 
 def _attended_positions(window: int | None, first: int, last: int) -> int:
@@ -246,8 +248,7 @@ def sequence_flops_terms(dims: ModelDims, n_cached: int, n_new: int, n_logits: i
         attention = 4·d_attn·Σ_layers Σ_i min(n_cached + i, window_layer)
         lm_head   = 2·d_model·vocab·n_logits   (n_logits defaults to n_new: logits at every new position)
     """
-    _check_count("n_cached", n_cached)
-    _check_count("n_new", n_new)
+    _check_counts(n_cached=n_cached, n_new=n_new)
     n_logits = n_new if n_logits is None else n_logits
     if not 0 <= n_logits <= n_new:
         raise ValueError(f"n_logits must be in 0..n_new ({n_new}), got {n_logits}")
@@ -270,7 +271,7 @@ def sequence_flops(dims: ModelDims, n_cached: int, n_new: int, n_logits: int | N
 
 def token_flops(dims: ModelDims, n_ctx: float, logits: bool = True) -> float:
     """Forward FLOPs of one token attending to `n_ctx` positions (may be fractional: a mean context)."""
-    _check_count("n_ctx", n_ctx)
+    _check_counts(n_ctx=n_ctx)
     attended = sum(n_ctx if w is None else min(n_ctx, w) for w in dims.windows)
     return 2.0 * dims.n_non_embedding + 4.0 * dims.d_attn * attended + 2.0 * dims.d_model * dims.vocab * logits
 
@@ -286,9 +287,8 @@ def thought_flops(dims: ModelDims, n_prompt_tokens: int, n_completion_tokens: in
     n_ctx, so n_thought·token_flops(mean n_ctx) is exact for full-attention layers (an approximation under
     sliding windows). A thought does not see earlier thoughts: Quiet-STaR keeps them out of the visible context.
     """
-    for name, value in (("n_prompt_tokens", n_prompt_tokens), ("n_completion_tokens", n_completion_tokens),
-                        ("n_thought_tokens", n_thought_tokens)):
-        _check_count(name, value)
+    _check_counts(n_prompt_tokens=n_prompt_tokens, n_completion_tokens=n_completion_tokens,
+                  n_thought_tokens=n_thought_tokens)
     if n_thought_tokens == 0:
         return 0.0
     per_thought = n_thought_tokens / max(n_completion_tokens, 1)
@@ -307,12 +307,13 @@ def generation_flops(dims: ModelDims, n_prefill_tokens: int, n_prompt_tokens: in
              = sequence_flops(dims, n_prompt − n_prefill, n_prefill, n_logits=min(1, n_prefill))
     decode   every completion token as one forward pass with logits at its position after the prompt
              = sequence_flops(dims, n_prompt, n_completion)
+             (the usual one-pass-per-generated-token convention: it includes the pass that would feed the
+             last token back in, which generation stops before running, i.e. one token's worth too many)
     thought  hidden thought tokens, see `thought_flops`
     scorer   0 here; scoring stages add their own
     """
-    for name, value in (("n_prefill_tokens", n_prefill_tokens), ("n_prompt_tokens", n_prompt_tokens),
-                        ("n_completion_tokens", n_completion_tokens), ("n_thought_tokens", n_thought_tokens)):
-        _check_count(name, value)
+    _check_counts(n_prefill_tokens=n_prefill_tokens, n_prompt_tokens=n_prompt_tokens,
+                  n_completion_tokens=n_completion_tokens, n_thought_tokens=n_thought_tokens)
     if n_prefill_tokens > n_prompt_tokens:
         raise ValueError(f"n_prefill_tokens ({n_prefill_tokens}) exceeds n_prompt_tokens ({n_prompt_tokens})")
     prefill = sequence_flops(dims, n_prompt_tokens - n_prefill_tokens, n_prefill_tokens,
@@ -336,8 +337,7 @@ def seed000_flops(n_params: int, n_generated_tokens: int) -> float:
     model's full parameter count (embeddings included; pass `model.json`'s `n_params`), and charged nothing for
     prompt tokens, thought tokens or attention. Quiet-STaR runs are therefore counted on their visible tokens only.
     """
-    _check_count("n_params", n_params)
-    _check_count("n_generated_tokens", n_generated_tokens)
+    _check_counts(n_params=n_params, n_generated_tokens=n_generated_tokens)
     return float(n_params) * n_generated_tokens
 
 
@@ -349,6 +349,5 @@ def seed000_rebase_flops(n_params: int, width: int, max_tokens: int, n_questions
     `seed000_flops`. This is an upper bound on its generated tokens; the study's exact budget formula was not
     published, so its TFLOPs column is not expected to be reproduced digit for digit.
     """
-    for name, value in (("width", width), ("max_tokens", max_tokens), ("n_questions", n_questions)):
-        _check_count(name, value)
+    _check_counts(width=width, max_tokens=max_tokens, n_questions=n_questions)
     return seed000_flops(n_params, width * max_tokens * n_questions)

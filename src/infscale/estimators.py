@@ -419,12 +419,12 @@ def selection_rows(
     for rule in rules:
         for n in n_values:
             for q in questions:
-                if len(q.correct) < n:
+                if n is not None and len(q.correct) < n:
                     raise ValueError(f"question {q.id!r} has {len(q.correct)} responses, fewer than N={n}")
             results = []
             for q in questions:
                 try:
-                    results.append(_RULE_FUNCTIONS[rule](q, n, cfg))
+                    results.append(_RULE_FUNCTIONS[rule](q, len(q.correct) if n is None else n, cfg))
                 except ValueError as err:
                     raise ValueError(f"question {q.id!r}, rule {rule}, N={n}: {err}") from err
             values = 100.0 * np.array([r[0] for r in results])
@@ -432,7 +432,7 @@ def selection_rows(
             low, high = bootstrap_ci(values, level=level, n_boot=n_boot, seed=seed)
             rows.append({
                 "rule": rule,
-                "n": int(n),
+                "n": int(n) if n is not None else max(len(q.correct) for q in questions),
                 "accuracy": float(values.mean()),
                 "ci_low": low,
                 "ci_high": high,

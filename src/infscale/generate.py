@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from pathlib import Path
@@ -27,6 +28,19 @@ def shard_slice(n_items: int, shard: int, n_shards: int) -> slice:
     return slice(start, start + base + (shard < extra))
 
 
+@contextlib.contextmanager
+def _explain_out_of_memory(method_name: str, cfg: Any):
+    """Turn a GPU out-of-memory error into one that says which setting to lower (finished work is kept)."""
+    try:
+        yield
+    except torch.OutOfMemoryError as err:
+        batch = getattr(cfg, "batch_size", None)
+        raise RuntimeError(
+            f"out of GPU memory in method {method_name!r}: lower methods.{method_name}.batch_size "
+            f"(now {batch}); finished questions are kept and the rerun resumes after them"
+        ) from err
+
+
 def run_generation(test_path: str | Path, train_path: str | Path, model_spec_path: str | Path, method_name: str,
                    method_cfg: dict[str, Any], output: str | Path, timing_output: str | Path, *, shard: int = 0,
                    n_shards: int = 1, seed: int = 42, device: str = "auto", threads: int | None = None) -> None:
@@ -49,12 +63,15 @@ def run_generation(test_path: str | Path, train_path: str | Path, model_spec_pat
     lm = load_model(spec, device=device, dtype=spec.get("dtype", "auto"))
     log.info("loaded %s on %s in %.1f s", spec["name"], lm.device_name, lm.load_seconds)
     began = time.perf_counter()
-    with tqdm(total=len(todo), desc=f"{spec['name']}/{method_name}", unit="question") as progress:
+    with tqdm(total=len(todo), desc=f"{spec['name']}/{method_name}", unit="question") as progress, \
+            _explain_out_of_memory(method_name, cfg):
         for records in method.generate(todo, shots, lm, cfg, seed):
             for record in records:
                 record["method"] = method_name
-                record["flops"] = generation_flops(dims, record["n_prefill_tokens"], record["n_prompt_tokens"],
-                                                   record["n_completion_tokens"], record["n_thought_tokens"])
+                generated = generation_flops(dims, record["n_prefill_tokens"], record["n_prompt_tokens"],
+                                             record["n_completion_tokens"], record["n_thought_tokens"])
+                # search methods add their scorer's FLOPs (e.g. PRM passes) to the record themselves
+                record["flops"] = {**generated, "scorer": record.get("flops", {}).get("scorer", 0.0)}
             writer.write_many(records)
             progress.update(len({r["id"] for r in records}))
     generate_seconds = time.perf_counter() - began

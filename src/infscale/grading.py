@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterable
-from decimal import Decimal, InvalidOperation
+from collections.abc import Iterable, Iterator
+from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,10 @@ VERIFY_TIMEOUT_S = 2
 MAX_VERIFY_CHARS = 200
 # Longer digit strings are not numbers anyone answers with (and int<->str is capped at 4300 digits).
 MAX_NUMBER_CHARS = 64
+# How far past an answer marker its answer is looked for, and how many markers (from the last) are
+# tried: real responses have a few; this keeps garbage made of markers cheap.
+MAX_SPAN_CHARS = 500
+MAX_MARKERS = 16
 
 # --------------------------------------------------------------------------------------------------
 # Text clean-up
@@ -80,8 +84,9 @@ _NUMBER = re.compile(
     """,
     re.VERBOSE,
 )
-# What may follow a bare answer: a percent sign or a few unit words ("18 dollars", "5 cm").
-_UNIT_SUFFIX = re.compile(r"\s*%?\s*\.?\s*|\s+(?:[A-Za-z]+\.?\s*){1,3}")
+# What may follow a bare (stripped) answer: a percent sign or a few unit words ("18 dollars", "5 cm").
+# (Patterns here avoid adjacent unbounded repeats, which backtrack quadratically on long garbage.)
+_UNIT_SUFFIX = re.compile(r"(?:\s*%)?\.?|\s+[A-Za-z]+(?:\s[A-Za-z]+){0,2}\.?")
 
 
 def _canonical_number(match: re.Match) -> str | None:
@@ -95,7 +100,7 @@ def _canonical_number(match: re.Match) -> str | None:
             text = str(fraction.numerator if fraction.denominator == 1 else fraction)
         else:
             text = format(value.normalize(), "f")
-    except (ArithmeticError, InvalidOperation, ValueError):
+    except (ArithmeticError, ValueError):  # ZeroDivisionError, decimal.InvalidOperation
         return None
     negative = bool(match["sign"] or match["sign2"])
     if negative and text.strip("0.") != "":  # no "-0"
@@ -123,8 +128,8 @@ def _as_number(text: str) -> str | None:
 # --------------------------------------------------------------------------------------------------
 
 _LETTER = "A-J"
-# A bare reference / predicted option: "B", "(B)", "**B**", "B."
-_BARE_LETTER = re.compile(rf"\s*[(\[*]*\s*([{_LETTER}])\s*[)\]*]*\s*\.?\s*")
+# A bare (stripped) reference / predicted option: "B", "(B)", "**B**", "B."
+_BARE_LETTER = re.compile(rf"[(\[*]*([{_LETTER}])[)\]*]*\.?")
 # An option letter at the start of a marker's span ("Answer: (C) 42"). For a known choice question any
 # non-word may follow; otherwise "The answer is A train..." must not read as option A.
 _LEADING_LETTER = {
@@ -137,7 +142,7 @@ _STANDALONE_LETTER = re.compile(
       \(([{_LETTER}])\) | \[([{_LETTER}])\]              # (B)  [B]
     | \*\*\(?([{_LETTER}])\)?\*\*                         # **B**  **(B)**
     | \b(?i:option|choice)\s+\(?([{_LETTER}])(?![\w'’])  # option B
-    | ^[\s*(\[]*([{_LETTER}])[\s*)\].:]*$                 # a line that is only the letter
+    | ^[ \t*(\[]*([{_LETTER}])[ \t*)\].:]*$               # a line that is only the letter
     | \A\s*([{_LETTER}])[).:,](?=\s|$)                    # " B. because ..." at the very start
     """,
     re.VERBOSE | re.MULTILINE,
@@ -145,7 +150,7 @@ _STANDALONE_LETTER = re.compile(
 
 
 def _choice_letter(text: str) -> str | None:
-    match = _BARE_LETTER.fullmatch(text)
+    match = _BARE_LETTER.fullmatch(text.strip())
     return match.group(1) if match else None
 
 
@@ -168,25 +173,24 @@ _MARKER = re.compile(
 )
 
 
-def _marker_spans(text: str) -> list[tuple[str, str]]:
-    """(marker kind, text it introduces) for every answer marker, in order of appearance."""
-    spans = []
-    for match in _MARKER.finditer(text):
+def _marker_spans(text: str) -> Iterator[tuple[str, str]]:
+    """(marker kind, text it introduces) for each answer marker, the last one first."""
+    for match in list(_MARKER.finditer(text))[-MAX_MARKERS:][::-1]:
+        span = text[match.end(): match.end() + MAX_SPAN_CHARS]
         if match["boxed"]:
-            spans.append(("boxed", _braced(text, match.end())))
+            yield "boxed", _braced(span)
         else:
-            spans.append((match.lastgroup, text[match.end():].split("\n", 1)[0]))
-    return spans
+            yield match.lastgroup, span.split("\n", 1)[0]
 
 
-def _braced(text: str, start: int) -> str:
-    """Content of a brace group whose '{' ends just before `start` (to the end if unbalanced)."""
+def _braced(text: str) -> str:
+    """`text` up to the '}' that closes a brace group opened just before it (all of it if none does)."""
     depth = 1
-    for i in range(start, len(text)):
-        depth += {"{": 1, "}": -1}.get(text[i], 0)
+    for i, char in enumerate(text):
+        depth += {"{": 1, "}": -1}.get(char, 0)
         if depth == 0:
-            return text[start:i]
-    return text[start:]
+            return text[:i]
+    return text
 
 
 def _parse_span(marker: str, span: str, kind: str) -> str | None:
@@ -208,7 +212,7 @@ def _parse_span(marker: str, span: str, kind: str) -> str | None:
 
 
 def _strict(text: str, kind: str) -> str | None:
-    for marker, span in reversed(_marker_spans(text)):
+    for marker, span in _marker_spans(text):
         answer = _parse_span(marker, span, kind)
         if answer is not None:
             return answer
@@ -354,7 +358,7 @@ def grade_record(record: dict[str, Any], mode: str = "flexible") -> dict[str, An
         text = ""  # a generation that produced nothing
     if not isinstance(text, str):
         raise ValueError(f"{text_name!r} must be a string, got {type(text).__name__}")
-    if raw_reference is None or isinstance(raw_reference, (bool, list, dict)):
+    if isinstance(raw_reference, bool) or not isinstance(raw_reference, (str, int, float)):
         raise ValueError(f"{reference_name!r} must be a string or a number, got {raw_reference!r}")
     reference = reference_answer(raw_reference)
     kind = answer_kind(reference)
@@ -369,10 +373,10 @@ def grade_record(record: dict[str, Any], mode: str = "flexible") -> dict[str, An
 def _extract_text(text: str, mode: str) -> str | None:
     """The raw answer text for a non-numeric reference: a marker's span, else (flexible) the last line."""
     text = _strip_continuation(text)
-    spans = [span.strip().rstrip(".").strip() for _, span in _marker_spans(text)]
-    spans = [s for s in spans if s]
-    if spans:
-        return spans[-1]
+    for _, span in _marker_spans(text):
+        span = span.strip().rstrip(".").strip()
+        if span:
+            return span
     lines = [line.strip().rstrip(".").strip() for line in text.splitlines() if line.strip()]
     return lines[-1] if mode == "flexible" and lines else None
 
@@ -382,10 +386,7 @@ def grade_records(records: Iterable[dict[str, Any]], mode: str = "flexible") -> 
 
 
 def grade_file(input_path: str | Path, output_path: str | Path, mode: str = "flexible") -> dict[str, Any]:
-    """Grade a JSONL file of responses into `output_path` (atomically); return a summary.
-
-    Summary: {"n", "n_extracted", "n_correct", "accuracy"} with accuracy in percent (None when empty).
-    """
+    """Grade a JSONL file of responses into `output_path` (atomically); return `_summary` of it."""
     _check("mode", mode, MODES)
     graded = []
     for number, record in enumerate(iter_jsonl(input_path), start=1):
@@ -394,21 +395,35 @@ def grade_file(input_path: str | Path, output_path: str | Path, mode: str = "fle
         except ValueError as err:
             raise ValueError(f"{input_path}: record {number}: {err}") from None
     write_jsonl(output_path, graded)
-    n = len(graded)
-    n_correct = sum(r["correct"] for r in graded)
-    return {"n": n, "n_extracted": sum(r["extracted"] is not None for r in graded), "n_correct": n_correct,
-            "accuracy": 100.0 * n_correct / n if n else None}
+    return _summary(graded)
 
 
 def grade_responses(samples_path: str | Path, questions_path: str | Path, output_path: str | Path,
                     mode: str = "flexible") -> dict[str, Any]:
-    """The pipeline's grade stage: each generated response against its question's reference answer."""
-    references = {q["id"]: q["answer"] for q in iter_jsonl(questions_path)}
-    records = []
-    for record in iter_jsonl(samples_path):
-        if record["id"] not in references:
-            raise ValueError(f"{samples_path}: response for unknown question id {record['id']!r} "
-                             f"(not in {questions_path})")
-        records.append(grade_record({**record, "reference": references[record["id"]]}, mode=mode))
-    write_jsonl(output_path, records)
-    return _summary(records) if "_summary" in globals() else {"n": len(records)}
+    """The pipeline's grade stage: each generated response against its question's `answer` (by `id`)."""
+    _check("mode", mode, MODES)
+    references = {}
+    for number, question in enumerate(iter_jsonl(questions_path), start=1):
+        missing = [key for key in ("id", "answer") if key not in question]
+        if missing:
+            raise ValueError(f"{questions_path}: record {number}: question has no {missing[0]!r}")
+        references[question["id"]] = question["answer"]
+    graded = []
+    for number, response in enumerate(iter_jsonl(samples_path), start=1):
+        where = f"{samples_path}: record {number}"
+        if response.get("id") not in references:
+            raise ValueError(f"{where}: id {response.get('id')!r} is not a question in {questions_path}")
+        try:
+            graded.append(grade_record({**response, "reference": references[response["id"]]}, mode))
+        except ValueError as err:
+            raise ValueError(f"{where}: {err}") from None
+    write_jsonl(output_path, graded)
+    return _summary(graded)
+
+
+def _summary(graded: list[dict[str, Any]]) -> dict[str, Any]:
+    """{"n", "n_extracted", "n_correct", "accuracy"}: accuracy in percent, None for no records."""
+    n = len(graded)
+    n_correct = sum(r["correct"] for r in graded)
+    return {"n": n, "n_extracted": sum(r["extracted"] is not None for r in graded), "n_correct": n_correct,
+            "accuracy": 100.0 * n_correct / n if n else None}

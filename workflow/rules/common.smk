@@ -36,7 +36,10 @@ GPU = 1 if uses_gpu() else 0
 
 
 def method_cfg(wildcards):
-    return config["methods"][wildcards.method]
+    cfg = config["methods"][wildcards.method]
+    if "scorer" in cfg:  # tree search: its PRM's entry, resolved for this dataset (score.smk)
+        cfg = {**cfg, "scorer": resolved_scorer(cfg["scorer"], wildcards.dataset)}
+    return cfg
 
 
 def n_shards(method):
@@ -54,8 +57,35 @@ def shard_files(wildcards, suffix):
     )
 
 
+def run_option(dataset, model, method, key):
+    """Union of a list option (e.g. `scorers`, `labellers`) over the runs that include this triple."""
+    names = []
+    for run in config["runs"]:
+        if dataset in run["datasets"] and model in run["models"] and method in run["methods"]:
+            names += [n for n in run.get(key, []) if n not in names]
+    return names
+
+
+# Score files that weight responses in the aggregation, by kind: a run option and the file it names.
+# Stages that produce weights (PRM scoring, confidence labelling) register themselves here.
+WEIGHT_SOURCES = {}
+
+
+def weight_files(wildcards):
+    files = {}
+    for key, (prefix, pattern) in WEIGHT_SOURCES.items():
+        for name in run_option(wildcards.dataset, wildcards.model, wildcards.method, key):
+            files[f"{prefix}{name}"] = pattern.format(name=name, **wildcards)
+    return files
+
+
 def metrics_files():
     return [f"results/metrics/{d}/{m}/{meth}.json" for d, m, meth in RUNS]
+
+
+# Stage files (label.smk, ...) append functions returning their report outputs; `rule all` asks for them lazily,
+# after every stage file has been included.
+EXTRA_OUTPUTS = []
 
 
 def final_outputs():
@@ -63,4 +93,9 @@ def final_outputs():
         "results/tables/accuracy.csv",
         "results/tables/accuracy.md",
         "figures/accuracy_vs_n.png",
-    ]
+        "results/tables/efficiency.csv",
+        "results/tables/efficiency.md",
+        "figures/accuracy_vs_tflops.png",
+        "figures/accuracy_vs_seconds.png",
+        "figures/efficiency_ranking.png",
+    ] + [path for outputs in EXTRA_OUTPUTS for path in outputs()]

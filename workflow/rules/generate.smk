@@ -3,6 +3,7 @@ rule generate:
         test="results/data/{dataset}/test.jsonl",
         train="results/data/{dataset}/train.jsonl",
         model="resources/models/{model}/model.json",
+        prm=lambda w: search_scorer_inputs(w),  # tree search: its PRM (score.smk)
     output:
         samples="results/gen/{dataset}/{model}/{method}/shard-{shard}.jsonl",
         timing="results/gen/{dataset}/{model}/{method}/shard-{shard}.timing.json",
@@ -11,7 +12,8 @@ rule generate:
         n_shards=lambda w: n_shards(w.method),
         seed=config["seed"],
         device=config["device"],
-        code=code_hash("infscale.generate", "infscale.methods", "infscale.models.hf", "infscale.prompts", "infscale.compute"),
+        code=code_hash("infscale.generate", "infscale.methods", "infscale.models.hf", "infscale.prompts", "infscale.compute",
+                       "infscale.scoring.prm"),
     threads: config.get("threads") or 2
     resources:
         gpu=GPU,

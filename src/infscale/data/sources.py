@@ -37,6 +37,22 @@ class DatasetConfig:
 
 
 _CALCULATOR_ANNOTATION = re.compile(r"<<[^>]*>>")
+_CHAIN = re.compile(r"^\s*(-?\d+)((?:\s*[-+]\s*-?\d+)+)\s*$")
+_CHAIN_TERM = re.compile(r"([-+])\s*(-?\d+)")
+
+
+def stepwise_solution(expression: str) -> str | None:
+    """A worked solution of a +/- chain, one operation per line, left to right ("4 - 1 = 3\\n3 - 7 = -4"),
+    so chain-of-thought exemplars show the step format tree search expands; None for other expressions."""
+    match = _CHAIN.match(expression)
+    if not match:
+        return None
+    value, lines = int(match.group(1)), []
+    for op, term in _CHAIN_TERM.findall(match.group(2)):
+        new = value + int(term) if op == "+" else value - int(term)
+        lines.append(f"{value} {op} {term} = {new}")
+        value = new
+    return "\n".join(lines)
 
 
 def _gsm8k_pool(cfg: DatasetConfig) -> Iterator[dict[str, Any]]:
@@ -69,6 +85,10 @@ def _reasoning_gym_pool(cfg: DatasetConfig) -> Iterator[dict[str, Any]]:
         raise ValueError(f"datasets.{cfg.name}: reasoning_gym task {cfg.task!r} rejected its config: {err}") from err
     for index, item in enumerate(generator):
         meta = {k: v for k, v in item["metadata"].items() if isinstance(v, (str, int, float, bool))}
+        if "solution" not in meta and isinstance(meta.get("expression"), str):
+            solution = stepwise_solution(meta["expression"])
+            if solution:
+                meta["solution"] = solution
         yield {
             "id": f"{cfg.task}-s{cfg.seed}-{index:05d}",
             "question": item["question"].strip(),
@@ -78,7 +98,79 @@ def _reasoning_gym_pool(cfg: DatasetConfig) -> Iterator[dict[str, Any]]:
         }
 
 
-SOURCES = {"gsm8k": _gsm8k_pool, "reasoning_gym": _reasoning_gym_pool}
+LETTERS = "ABCDEFGHIJ"
+
+
+def format_choices(question: str, options: list[str]) -> str:
+    """A question followed by lettered options, one per line ("A) 12"), and what to answer with."""
+    lines = [f"{LETTERS[i]}) {o}" for i, o in enumerate(options)]
+    return "\n".join([question.strip(), *lines, "Answer with the letter of the correct option."])
+
+
+def _numeric_distractors(answer: int, rng: random.Random, n: int) -> list[int]:
+    """n distinct wrong integers near `answer` (off by a little, or by ten: the slips arithmetic makes),
+    never negative when the answer is not."""
+    near = [answer + d for d in (-3, -2, -1, 1, 2, 3, -10, 10)]
+    near = [x for x in near if x >= 0 or answer < 0]
+    return rng.sample(near, n)
+
+
+def _choice_pool(cfg: DatasetConfig) -> Iterator[dict[str, Any]]:
+    """An offline multiple-choice task: each reasoning-gym question with an integer answer, given 4 lettered
+    options (the answer and 3 nearby wrong numbers, shuffled with the dataset seed); the answer is the letter."""
+    for record in _reasoning_gym_pool(cfg):
+        try:
+            value = int(record["answer"])
+        except ValueError:
+            raise ValueError(f"datasets.{cfg.name}: source reasoning_gym_choice needs integer answers; task "
+                             f"{cfg.task!r} gave {record['answer']!r} for {record['id']}") from None
+        rng = random.Random(f"{cfg.seed}-{record['id']}")
+        options = [value, *_numeric_distractors(value, rng, 3)]
+        rng.shuffle(options)
+        letter = LETTERS[options.index(value)]
+        yield {**record, "id": record["id"] + "-mc", "question": format_choices(record["question"], [str(o) for o in options]),
+               "answer": letter, "source": record["source"] + "/choice",
+               "meta": {**record["meta"], "value": str(value), "solution": f"{value} is option {letter}"}}
+
+
+GPQA_REPO = "Idavidrein/gpqa"
+GPQA_SUBSETS = ("gpqa_diamond", "gpqa_main", "gpqa_extended", "gpqa_experts")
+
+
+def _gpqa_pool(cfg: DatasetConfig) -> Iterator[dict[str, Any]]:
+    """GPQA (gated on the hub: needs an HF_TOKEN whose account accepted its terms). `task` picks the subset
+    (default gpqa_diamond); the four options are shuffled per question with the dataset seed, answer = letter."""
+    import os
+
+    subset = cfg.task or "gpqa_diamond"
+    if subset not in GPQA_SUBSETS:
+        raise ValueError(f"datasets.{cfg.name}.task: GPQA subset must be one of {list(GPQA_SUBSETS)}, got {subset!r}")
+    token = os.environ.get("HF_TOKEN")
+    if not token:
+        raise RuntimeError(
+            f"datasets.{cfg.name}: {GPQA_REPO} is a gated dataset; set HF_TOKEN to a Hugging Face token whose "
+            f"account accepted its terms at https://huggingface.co/datasets/{GPQA_REPO} (or use the offline "
+            f"multiple-choice source `reasoning_gym_choice`)")
+    from datasets import load_dataset
+
+    rows = load_dataset(GPQA_REPO, subset, split="train", token=token)
+    for index, row in enumerate(rows):
+        yield gpqa_record(row, index, cfg.seed, subset)
+
+
+def gpqa_record(row: dict[str, Any], index: int, seed: int, subset: str = "gpqa_diamond") -> dict[str, Any]:
+    """One GPQA row as a question record with shuffled lettered options."""
+    correct = row["Correct Answer"].strip()
+    options = [correct] + [row[f"Incorrect Answer {k}"].strip() for k in (1, 2, 3)]
+    random.Random(f"{seed}-{subset}-{index}").shuffle(options)
+    letter = LETTERS[options.index(correct)]
+    meta = {"index": index, "subset": subset, "solution": (row.get("Explanation") or "").strip()}
+    return {"id": f"{subset}-{index:04d}", "question": format_choices(row["Question"], options), "answer": letter,
+            "source": f"gpqa/{subset}", "meta": meta}
+
+
+SOURCES = {"gsm8k": _gsm8k_pool, "reasoning_gym": _reasoning_gym_pool, "reasoning_gym_choice": _choice_pool,
+           "gpqa": _gpqa_pool}
 
 
 def build_splits(cfg: DatasetConfig) -> dict[str, list[dict[str, Any]]]:

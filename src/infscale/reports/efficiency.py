@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from infscale.io import atomic_open
+from infscale.reports.tables import read_table, write_table
 
 REQUIRED_COLUMNS = ("method", "accuracy", "tflops", "seconds")
 SEED_DECIMALS = 2  # the seed 000 table's precision
@@ -84,3 +85,84 @@ def efficiency_file(input_csv: str | Path, output_csv: str | Path, seed_rounding
     with atomic_open(output_csv.with_suffix(".md")) as handle:
         handle.write(to_markdown(result))
     return result
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The pipeline's efficiency table: every selection rule of a run at its full pool, ranked per dataset/model
+
+GROUP = ["dataset", "model"]
+RULE_KEYS = ["dataset", "model", "method", "rule", "weight"]
+SEED000_COLUMNS = ["tflops_seed000", "acc_per_tflop_seed000", "efficiency_seed000", "rank_seed000"]
+ORACLE_RULES = ("pass",)
+EFFICIENCY_COLUMNS = [*RULE_KEYS, "oracle", "n", "n_questions", "accuracy", "ci_low", "ci_high", "tflops", "seconds",
+                      "tokens", "load_seconds", "device", "torch_threads", "acc_per_tflop", "acc_per_second", "efficiency",
+                      "rank", *SEED000_COLUMNS]
+
+
+def full_pool_rows(accuracy: pd.DataFrame) -> pd.DataFrame:
+    """Each (dataset, model, method, rule, weight) of an accuracy table at its largest N.
+
+    The largest N uses the whole pool of M responses a method generated, so its cost is the run's real cost
+    (`mean` there is the accuracy of one response averaged over the pool, charged for all M).
+    """
+    missing = [c for c in [*RULE_KEYS, "n"] if c not in accuracy.columns]
+    if missing:
+        raise ValueError(f"accuracy table: missing column(s) {', '.join(map(repr, missing))}")
+    if accuracy.empty:
+        raise ValueError("accuracy table: no rows")
+    largest = accuracy.groupby(RULE_KEYS, sort=False)["n"].transform("max")
+    return accuracy[accuracy["n"] == largest].reset_index(drop=True)
+
+
+def efficiency_report(accuracy: pd.DataFrame, seed_rounding: bool = False,
+                      oracle_rules: tuple[str, ...] = ORACLE_RULES) -> pd.DataFrame:
+    """The efficiency table of a run: `full_pool_rows` with `efficiency_table`'s columns ranked within each
+    dataset/model, and beside them the same efficiency under seed 000's FLOP accounting (`*_seed000`).
+
+    Oracle rules (pass@N needs the reference answer: an upper bound, not a method) keep their efficiency but no
+    rank (`oracle` column True). Rows are sorted by dataset, model, oracle and rank.
+    """
+    rows = full_pool_rows(accuracy)
+    if "tflops_seed000" not in rows.columns:
+        raise ValueError("accuracy table: missing column 'tflops_seed000' (metrics from before seed 000 accounting?)")
+    rows["oracle"] = rows["rule"].isin(oracle_rules)
+    tables = []
+    for (*_, oracle), group in rows.groupby([*GROUP, "oracle"], sort=False):
+        ours = efficiency_table(group.assign(method=group.apply(_row_label, axis=1)), seed_rounding)
+        theirs = efficiency_table(ours[["method", "accuracy", "seconds"]].assign(tflops=group["tflops_seed000"]),
+                                  seed_rounding)
+        ours["method"] = group["method"]
+        for column in ("acc_per_tflop", "efficiency", "rank"):
+            ours[f"{column}_seed000"] = theirs[column]
+        if oracle:
+            ours[["rank", "rank_seed000"]] = pd.NA
+        tables.append(ours)
+    table = pd.concat(tables)
+    table[["rank", "rank_seed000"]] = table[["rank", "rank_seed000"]].astype("Int64")
+    table = table.sort_values([*GROUP, "oracle", "rank"], kind="stable").reset_index(drop=True)
+    return table[[c for c in EFFICIENCY_COLUMNS if c in table.columns]]
+
+
+def _row_label(row: pd.Series) -> str:
+    """`method rule[weight]`: names a row in error messages."""
+    weight = f"[{row['weight']}]" if row["weight"] else ""
+    return f"{row['method']} {row['rule']}{weight}"
+
+
+def markdown_formats(columns: list[str]) -> list[str]:
+    """Accuracy-like columns to 2 decimals; compute, time and ratios, which span decades, to 4 significant digits."""
+    fixed = {"accuracy", "ci_low", "ci_high"}
+    return [".2f" if c in fixed else ".4g" for c in columns]
+
+
+def efficiency_report_file(accuracy_csv: str | Path, output_csv: str | Path, output_md: str | Path,
+                           seed_rounding: bool = False) -> pd.DataFrame:
+    """The pipeline step: `results/tables/accuracy.csv` -> the efficiency table as CSV and Markdown."""
+    try:
+        table = efficiency_report(read_table(accuracy_csv), seed_rounding=seed_rounding)
+    except ValueError as err:
+        raise ValueError(f"{accuracy_csv}: {err}") from None
+    title = ("Efficiency: every selection rule at its full pool, ranked per dataset/model "
+             "(Efficiency = Acc/TFLOP × Acc/s × 100; `*_seed000`: with seed 000's FLOP count)")
+    write_table(table, output_csv, output_md, title, floatfmt=markdown_formats(list(table.columns)))
+    return table

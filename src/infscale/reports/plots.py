@@ -10,6 +10,10 @@ matplotlib.use("Agg")  # headless: figures are files, never windows
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+from infscale.reports.efficiency import ORACLE_RULES  # noqa: E402
 
 
 def save_figure(fig: plt.Figure, png_path: str | Path) -> None:
@@ -46,4 +50,132 @@ def plot_accuracy_vs_n(table: pd.DataFrame, png_path: str | Path) -> None:
         ax.set_xlabel("samples per question N (log2)")
         ax.set_ylabel("accuracy (%)")
         ax.set_title(panel)
+    save_figure(fig, png_path)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Accuracy against cost: the inference-scaling curves and their compute-optimal frontier
+
+COSTS = {
+    "tflops": "inference compute (TFLOPs, all questions)",
+    "seconds": "wall time, generation + scoring (s, all questions)",
+}
+FRONTIER_NAMES = {"tflops": "compute", "seconds": "time"}
+PANEL = ["dataset", "model"]
+
+
+def pareto_frontier(points: pd.DataFrame, x: str = "tflops", y: str = "accuracy") -> pd.Series:
+    """Mask of the upper-left Pareto frontier: points no other point beats on both axes (lower or equal `x`
+    with higher `y`, or lower `x` with equal `y`). Of exact duplicates only the first is kept."""
+    for column in (x, y):
+        if column not in points.columns:
+            raise ValueError(f"pareto_frontier: no column {column!r}")
+        if points[column].isna().any():
+            raise ValueError(f"pareto_frontier: column {column!r} has missing values")
+    on_frontier = pd.Series(False, index=points.index)
+    best = -float("inf")
+    # cheapest first, and at equal cost the most accurate first: a point is on the frontier iff it is more
+    # accurate than everything at most as expensive
+    for index, value in points.sort_values([x, y], ascending=[True, False], kind="stable")[y].items():
+        if value > best:
+            on_frontier[index] = True
+            best = value
+    return on_frontier
+
+
+def _spans_decades(values: pd.Series) -> bool:
+    positive = values[values > 0]
+    return len(positive) > 0 and positive.max() / positive.min() >= 10
+
+
+def _labelled(table: pd.DataFrame) -> pd.DataFrame:
+    return table.assign(selection=table.apply(rule_label, axis=1), panel=table["dataset"] + " / " + table["model"])
+
+
+MARKERS = ("o", "X", "s", "^", "D", "v", "P", "*", "<", ">", "p", "h")
+
+
+def plot_accuracy_vs_cost(table: pd.DataFrame, png_path: str | Path, x: str = "tflops",
+                          oracle_rules: tuple[str, ...] = ORACLE_RULES) -> None:
+    """Accuracy against `x` (a key of COSTS) for every method, rule and N of an accuracy table: one line per
+    (method, rule[weight]) through its N values with a shaded 95% CI band, one panel per dataset/model, and the
+    compute-optimal frontier (`pareto_frontier` over all points but the oracle rules') as a black step line.
+    Colour = selection rule, marker = method, the same in every panel. Log x-axis when the costs span a decade."""
+    if x not in COSTS:
+        raise ValueError(f"plot_accuracy_vs_cost: x must be one of {', '.join(COSTS)}, got {x!r}")
+    if table.empty:
+        raise ValueError("plot_accuracy_vs_cost: empty table")
+    data = _labelled(table).sort_values(x, kind="stable")
+    panels = list(dict.fromkeys(data["panel"]))
+    selections = list(dict.fromkeys(data["selection"]))
+    methods = list(dict.fromkeys(data["method"]))
+    palette = dict(zip(selections, sns.color_palette(n_colors=len(selections))))
+    markers = {m: MARKERS[i % len(MARKERS)] for i, m in enumerate(methods)}
+    sns.set_theme(style="whitegrid")
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.8), squeeze=False, sharey=True)
+    for ax, panel in zip(axes[0], panels):
+        sub = data[data["panel"] == panel]
+        for (selection, method), group in sub.groupby(["selection", "method"], sort=False):
+            ax.plot(group[x], group["accuracy"], color=palette[selection], marker=markers[method], markersize=6)
+            ax.fill_between(group[x], group["ci_low"], group["ci_high"], alpha=0.12, color=palette[selection],
+                            linewidth=0)
+        runnable = sub[~sub["rule"].isin(oracle_rules)]
+        if not runnable.empty:
+            front = runnable[pareto_frontier(runnable, x)].sort_values(x)
+            ax.step(front[x], front["accuracy"], where="post", color="black", linewidth=1.2, zorder=5)
+            ax.scatter(front[x], front["accuracy"], s=90, facecolors="none", edgecolors="black", linewidths=1.2,
+                       zorder=6)
+        if _spans_decades(sub[x]):
+            ax.set_xscale("log")
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(5))
+        ax.set_xlabel(COSTS[x] + (", log scale" if ax.get_xscale() == "log" else ""))
+        ax.set_ylabel("accuracy (%)")
+        ax.set_title(panel)
+    # one legend for every panel, outside them (with many rules it would hide the curves)
+    handles = [Line2D([], [], linestyle="", label="selection rule")]
+    handles += [Line2D([], [], color=palette[s], linewidth=2, label=s) for s in selections]
+    handles += [Line2D([], [], linestyle="", label="method")]
+    handles += [Line2D([], [], color="gray", marker=markers[m], linestyle="", label=m) for m in methods]
+    handles += [Line2D([], [], color="black", marker="o", markerfacecolor="none", markersize=9,
+                       label=f"{FRONTIER_NAMES[x]}-optimal frontier\n(oracle rules excluded)")]
+    axes[0][-1].legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+    save_figure(fig, png_path)
+
+
+def plot_efficiency_ranking(efficiency: pd.DataFrame, png_path: str | Path) -> None:
+    """Horizontal bars of Efficiency (Acc/TFLOP × Acc/s × 100) per method and rule, best on top, one panel per
+    dataset/model (stacked); our FLOP accounting and seed 000's side by side. Log x-axis when efficiencies span
+    a decade. Rows keep the efficiency table's order (rank, oracles last)."""
+    if efficiency.empty:
+        raise ValueError("plot_efficiency_ranking: empty table")
+    data = _labelled(efficiency)
+    oracle = data["oracle"].astype(str).str.lower().eq("true") if "oracle" in data.columns else False
+    data = data.assign(entry=data["method"] + " " + data["selection"] + pd.Series("", index=data.index).where(
+        ~oracle, " (oracle)"))
+    long = pd.concat([
+        data.assign(accounting="ours", value=data["efficiency"]),
+        data.assign(accounting="seed 000 FLOPs", value=data["efficiency_seed000"]),
+    ])
+    panels = list(dict.fromkeys(data["panel"]))
+    sizes = [int((data["panel"] == panel).sum()) for panel in panels]
+    sns.set_theme(style="whitegrid")
+    fig, axes = plt.subplots(len(panels), 1, figsize=(8, 0.55 * sum(sizes) + 1.6 * len(panels)), squeeze=False,
+                             gridspec_kw={"height_ratios": sizes})
+    for ax, panel in zip(axes[:, 0], panels):
+        sub = long[long["panel"] == panel]
+        sns.barplot(data=sub, y="entry", x="value", hue="accounting", orient="h", ax=ax,
+                    order=list(dict.fromkeys(sub["entry"])))
+        log = _spans_decades(sub["value"])
+        if log:
+            ax.set_xscale("log")
+        ax.set_xlabel("Efficiency = Acc/TFLOP × Acc/s × 100 (%²/(TFLOP·s))" + (", log scale" if log else ""))
+        ax.set_ylabel("")
+        ax.set_title(f"{panel}: method and selection rule, rank 1 on top")
+        if ax is axes[0, 0]:
+            ax.legend(fontsize=8, title="FLOP accounting", title_fontsize=8, loc="upper left",
+                      bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+        else:
+            ax.get_legend().remove()
+    fig.tight_layout()
     save_figure(fig, png_path)

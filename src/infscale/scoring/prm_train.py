@@ -1,0 +1,163 @@
+"""Training the offline value-head PRM from Monte-Carlo rollout labels (Math-Shepherd's automatic labels).
+
+On the dataset's train split (disjoint from test; its first `n_shots` questions are the prompt's exemplars
+and are not trained on), the model samples `n_rollouts` solutions per problem. Each non-final step prefix is
+completed `n_completions` times; its label is the fraction of completions that reach the reference answer
+(a final step's label is whether its solution is right). A logistic head on the model's last hidden state at
+each step's end is fitted to these soft labels on part of the problems; the rest (by problem) measure it:
+
+- step AUROC: step score vs "some completion of this prefix is right" (Math-Shepherd's hard estimate);
+- final-answer AUROC: the last step's score (and the minimum over steps) vs the solution being right.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from infscale.grading import answers_equivalent, extract_answer
+from infscale.io import read_json, read_jsonl, write_json
+from infscale.models.hf import SamplingParams, load_model, sample_continuations
+from infscale.prompts import PromptConfig, build_prompt
+from infscale.scoring.prm import PRMConfig, ValueHead, auroc, split_steps, step_end_hidden
+
+log = logging.getLogger(__name__)
+
+
+def _is_right(text: str, reference: str) -> bool:
+    return answers_equivalent(extract_answer(text, mode="flexible"), reference)
+
+
+def rollout_labels(lm: Any, problems: list[dict[str, Any]], shots: list[dict[str, Any]], cfg: PRMConfig,
+                   generator: torch.Generator) -> list[dict[str, Any]]:
+    """Sampled solutions with per-step Monte-Carlo values: dicts with prompt, steps, values, correct, id."""
+    params = SamplingParams(cfg.temperature, 1.0, cfg.max_new_tokens, tuple(cfg.stop))
+    prompt_cfg = PromptConfig(**cfg.prompt)
+    solutions = []
+    batch = max(1, 64 // cfg.n_rollouts)     # ~64 sequences decoded together
+    for start in range(0, len(problems), batch):
+        chunk = problems[start : start + batch]
+        prompts = [build_prompt(p["question"], shots, prompt_cfg, lm.tokenizer) for p in chunk]
+        for problem, prompt, group in zip(chunk, prompts,
+                                          sample_continuations(lm, prompts, cfg.n_rollouts, params, generator)):
+            for cont in group:
+                steps = split_steps(cont.text, cfg.step_separator)
+                right = _is_right(cont.text, problem["answer"])
+                solutions.append({"id": problem["id"], "prompt": prompt, "steps": steps, "correct": right,
+                                  "values": [None] * (len(steps) - 1) + [float(right)],
+                                  "reference": problem["answer"]})
+    # every non-final prefix of every solution, completed n_completions times, in batches
+    prefixes = [(s, k) for s in solutions for k in range(len(s["steps"]) - 1)]
+    log.info("%d solutions (%d right), %d step prefixes to complete %d times", len(solutions),
+             sum(s["correct"] for s in solutions), len(prefixes), cfg.n_completions)
+    batch = max(1, 64 // cfg.n_completions)
+    for start in range(0, len(prefixes), batch):
+        chunk = prefixes[start : start + batch]
+        prompts = [s["prompt"] + "".join(s["steps"][: k + 1]) for s, k in chunk]
+        groups = sample_continuations(lm, prompts, cfg.n_completions, params, generator)
+        for (s, k), group in zip(chunk, groups):
+            done = "".join(s["steps"][: k + 1])
+            s["values"][k] = sum(_is_right(done + c.text, s["reference"]) for c in group) / len(group)
+    return solutions
+
+
+def fit_value_head(features: torch.Tensor, labels: torch.Tensor, l2: float, steps: int = 200) -> ValueHead:
+    """L2-regularised logistic regression on standardised features, soft labels, full-batch L-BFGS."""
+    mean = features.mean(0)
+    std = features.std(0).clamp(min=1e-6)
+    z = (features - mean) / std
+    weight = torch.zeros(z.shape[1], requires_grad=True)
+    bias = torch.zeros((), requires_grad=True)
+    optimiser = torch.optim.LBFGS([weight, bias], lr=0.5, max_iter=steps, line_search_fn="strong_wolfe")
+
+    def closure():
+        optimiser.zero_grad()
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(z @ weight + bias, labels)
+        loss = loss + l2 * weight.pow(2).sum()          # ridge penalty: d ≈ 500 features, a few hundred steps
+        loss.backward()
+        return loss
+
+    optimiser.step(closure)
+    return ValueHead(weight.detach(), float(bias.detach()), mean, std)
+
+
+def train_value_head(train_path: str | Path, model_spec_path: str | Path, scorer_cfg: dict[str, Any],
+                     head_output: str | Path, quality_output: str | Path, *, dataset: str, seed: int = 42,
+                     device: str = "auto", threads: int | None = None) -> dict[str, Any]:
+    """Rollouts, labels, fit and held-out quality of a value-head PRM; writes the head and quality JSON."""
+    if threads:
+        torch.set_num_threads(threads)
+    cfg = PRMConfig.from_config(scorer_cfg.get("name", "prm"),
+                                {k: v for k, v in scorer_cfg.items() if k not in ("name", "path", "model_spec")})
+    prompt_cfg = PromptConfig(**cfg.prompt)
+    questions = read_jsonl(train_path)
+    n_shots = prompt_cfg.n_shots if prompt_cfg.style.startswith("fewshot") else 0
+    shots, problems = questions[:n_shots], questions[n_shots:]
+    if len(problems) < 4:
+        raise ValueError(f"{train_path}: {len(problems)} training problems after {n_shots} exemplars; "
+                         f"raise datasets.{dataset}.n_train")
+    order = list(range(len(problems)))
+    random.Random(seed).shuffle(order)
+    n_held = max(2, round(cfg.holdout_fraction * len(problems)))
+    held = [problems[i] for i in sorted(order[:n_held])]
+    fit = [problems[i] for i in sorted(order[n_held:])]
+
+    spec = read_json(model_spec_path)
+    lm = load_model(spec, device=device, dtype=spec.get("dtype", "auto"))
+    generator = torch.Generator(device=lm.device).manual_seed(seed)
+    began = time.perf_counter()
+    fit_solutions = rollout_labels(lm, fit, shots, cfg, generator)
+    held_solutions = rollout_labels(lm, held, shots, cfg, generator)
+    rollout_seconds = time.perf_counter() - began
+    log.info("rollouts: %d + %d solutions in %.1f s", len(fit_solutions), len(held_solutions), rollout_seconds)
+
+    def featurise(solutions):
+        feats, _ = step_end_hidden(lm, [s["prompt"] for s in solutions], [s["steps"] for s in solutions],
+                                   cfg.batch_size)
+        return feats
+
+    fit_feats = featurise(fit_solutions)
+    x = torch.cat(fit_feats)
+    y = torch.tensor([v for s in fit_solutions for v in s["values"]], dtype=torch.float32)
+    head = fit_value_head(x, y, cfg.l2)
+    head.save(head_output, scorer=cfg.name, dataset=dataset, model=cfg.model, model_path=spec["path"])
+
+    held_scores = [head(f).tolist() for f in featurise(held_solutions)]
+    step_scores = [v for s in held_scores for v in s]
+    step_labels = [v > 0 for s in held_solutions for v in s["values"]]
+    final_right = [s["correct"] for s in held_solutions]
+    quality = {
+        "scorer": cfg.name, "dataset": dataset, "model": cfg.model,
+        "n_fit_problems": len(fit), "n_heldout_problems": len(held),
+        "n_fit_steps": int(len(y)), "n_heldout_steps": len(step_scores),
+        "heldout_solution_accuracy": 100.0 * sum(final_right) / len(final_right),
+        "heldout_positive_steps": 100.0 * sum(step_labels) / len(step_labels),
+        "step_auroc": auroc(step_scores, step_labels),
+        "final_auroc_last": auroc([s[-1] for s in held_scores], final_right),
+        "final_auroc_min": auroc([min(s) for s in held_scores], final_right),
+        "fit_step_auroc": auroc(head(x).tolist(), [v > 0 for v in y.tolist()]),
+        "rollout_seconds": rollout_seconds, "seconds": time.perf_counter() - began,
+    }
+    write_json(quality_output, quality)
+    return quality
+
+
+def quality_table(paths: list[str | Path], csv_output: str | Path, md_output: str | Path) -> None:
+    """`results/tables/prm_quality.csv` / `.md`: one row per trained PRM."""
+    import pandas as pd
+
+    from infscale.io import atomic_open
+
+    rows = [read_json(p) for p in paths]
+    columns = ["scorer", "dataset", "model", "n_fit_problems", "n_heldout_problems", "n_heldout_steps",
+               "heldout_solution_accuracy", "step_auroc", "final_auroc_last", "final_auroc_min", "fit_step_auroc"]
+    table = pd.DataFrame(rows, columns=columns)
+    with atomic_open(csv_output) as f:
+        table.to_csv(f, index=False)
+    with atomic_open(md_output) as f:
+        f.write(table.to_markdown(index=False, floatfmt=".3f") + "\n")

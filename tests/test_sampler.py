@@ -1,0 +1,51 @@
+"""The KV-sharing sampler against transformers' own `generate`, on the embedded model."""
+
+import pytest
+import torch
+
+from infscale.models.hf import SamplingParams, load_model, sample_continuations, sample_next
+from infscale.prompts import PromptConfig, build_prompt
+
+pytestmark = pytest.mark.slow
+
+SHOTS = [{"question": "2 * 3?", "answer": "6"}, {"question": "4 * 5?", "answer": "20"}]
+
+
+@pytest.fixture(scope="module")
+def lm(prepared_smollm2):
+    torch.set_num_threads(2)
+    return load_model(prepared_smollm2 / "model.json", device="cpu")
+
+
+def test_greedy_matches_hf_generate_with_left_padding(lm):
+    cfg = PromptConfig("fewshot", 2, "never")
+    prompts = [build_prompt(q, SHOTS, cfg, lm.tokenizer) for q in ("7 * 8?", "Is 9 * 9 equal to 81? Answer yes or no.")]
+    ours = sample_continuations(lm, prompts, 2, SamplingParams(temperature=0.0, max_new_tokens=8))
+    for prompt, group in zip(prompts, ours):
+        enc = lm.tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
+        ref = lm.model.generate(**enc, do_sample=False, max_new_tokens=8, pad_token_id=lm.tokenizer.pad_token_id)
+        expected = ref[0, enc["input_ids"].shape[1]:].tolist()
+        expected = [t for t in expected if t not in lm.eos_token_ids][: len(group[0].token_ids)]
+        assert group[0].token_ids == expected
+        assert group[1].token_ids == group[0].token_ids        # every sample continues the same cached prompt
+        assert group[0].n_prefill_tokens == group[0].n_prompt_tokens and group[1].n_prefill_tokens == 0
+
+
+def test_stop_strings_cut_text_and_end_rows_independently(lm):
+    prompt = build_prompt("6 * 7?", SHOTS, PromptConfig("fewshot", 2, "never"), lm.tokenizer)
+    params = SamplingParams(temperature=1.0, max_new_tokens=12, stop=("\n",))
+    groups = sample_continuations(lm, [prompt], 6, params, torch.Generator().manual_seed(0))
+    for cont in groups[0]:
+        assert "\n" not in cont.text
+        assert cont.finish_reason in {"stop", "length"}
+        assert len(cont.token_ids) <= 12
+    again = sample_continuations(lm, [prompt], 6, params, torch.Generator().manual_seed(0))
+    assert [c.token_ids for c in again[0]] == [c.token_ids for c in groups[0]]  # seeded
+
+
+def test_top_p_keeps_the_smallest_nucleus():
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
+    params = SamplingParams(temperature=1.0, top_p=0.7)
+    draws = {sample_next(logits, params, torch.Generator().manual_seed(s)).item() for s in range(200)}
+    assert draws == {0, 1}
+    assert sample_next(logits, SamplingParams(temperature=0.0), None).item() == 0

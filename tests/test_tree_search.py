@@ -1,0 +1,343 @@
+"""PRM scoring, REBASE / beam search and PRM-based selection (issue 5)."""
+
+from __future__ import annotations
+
+import math
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from conftest import REPO, Workflow
+from infscale.estimators import VOTE_TIE_RTOL
+from infscale.io import read_json, read_jsonl
+from infscale.methods import build_config
+from infscale.methods.tree import allocate_children, beam_children
+from infscale.scoring.prm import HubPRM, PRMConfig, ValueHead, ValueHeadPRM, auroc, split_steps, step_end_hidden
+
+SEARCH_CONFIG = REPO / "config" / "test-search-tiny.yaml"
+
+
+# --- allocation, worked by hand -------------------------------------------------------------------------
+
+def test_allocate_one_node_gets_the_whole_width():
+    assert allocate_children([0.3], 5, 0.2) == [5]
+
+
+def test_allocate_all_equal_scores_split_evenly_first_visited_first():
+    assert allocate_children([0.4, 0.4, 0.4], 6, 0.2) == [2, 2, 2]
+    # W=4: n0 = ceil(4·1/3) = 2; then ceil(2·1/2) = 1; the last takes the remaining 1
+    assert allocate_children([0.4, 0.4, 0.4], 4, 0.2) == [2, 1, 1]
+    # 3·w/(3w) may round to 1.0000000002: must not become 2 (and starve the last node)
+    assert allocate_children([0.7] * 3, 3, 0.2) == [1, 1, 1]
+
+
+def test_allocate_ties_keep_input_order():
+    # two equal nodes, W=3: the first gets ceil(1.5) = 2, the second 1
+    assert allocate_children([1.0, 1.0], 3, 1.0) == [2, 1]
+    # a tie behind a clear winner: the winner is visited first, then the tied nodes in input order
+    # T=1: w = e^0, e^-1, e^-1 -> S = 1.7358; n_winner = ceil(3 / 1.7358) = 2; then ceil(1·w/(2w)) = 1, then 0
+    assert allocate_children([0.0, 1.0, 0.0], 3, 1.0) == [1, 2, 0]
+
+
+def test_allocate_width_smaller_than_the_number_of_nodes():
+    # T=1, scores .1 .2 .3 .4: w (÷e^.4) = .741 .819 .905 1, S = 3.464
+    # node .4: ceil(2·1/3.464) = 1; node .3: ceil(1·.905/2.464) = 1; width used up
+    assert allocate_children([0.1, 0.2, 0.3, 0.4], 2, 1.0) == [0, 0, 1, 1]
+
+
+def test_allocate_low_temperature_is_greedy():
+    assert allocate_children([0.1, 0.9, 0.5], 4, 0.01) == [0, 4, 0]
+
+
+def test_allocate_counts_always_sum_to_the_width():
+    rng = random.Random(0)
+    for _ in range(500):
+        scores = [rng.random() for _ in range(rng.randint(1, 20))]
+        width = rng.randint(0, 40)
+        counts = allocate_children(scores, width, rng.choice([0.05, 0.2, 1.0, 10.0]))
+        assert sum(counts) == width and min(counts) >= 0
+        # higher score never gets fewer children than a lower one
+        order = sorted(range(len(scores)), key=lambda i: -scores[i])
+        assert all(counts[a] >= counts[b] for a, b in zip(order, order[1:]))
+
+
+def test_allocate_rejects_bad_arguments():
+    assert allocate_children([], 3, 0.2) == []
+    with pytest.raises(ValueError, match="softmax_temperature"):
+        allocate_children([0.1], 3, 0.0)
+    with pytest.raises(ValueError, match="width"):
+        allocate_children([0.1], -1, 0.2)
+
+
+def test_beam_keeps_top_width_over_beam_width():
+    assert beam_children([0.1, 0.9, 0.5, 0.3], 4, 2) == [0, 2, 2, 0]
+    assert beam_children([0.1, 0.9, 0.5, 0.3], 3, 2) == [0, 2, 0, 0]
+    assert beam_children([0.1, 0.9, 0.5, 0.3], 1, 2) == [0, 1, 0, 0]
+
+
+def test_search_configs_check_their_keys():
+    with pytest.raises(ValueError, match="unknown key"):
+        build_config("r", {"kind": "rebase", "width": 3, "scorer": {"kind": "hub"}, "beam_width": 2})
+    with pytest.raises(ValueError, match="beam_width"):
+        build_config("b", {"kind": "beam", "width": 2, "scorer": {"kind": "hub"}, "beam_width": 3})
+    with pytest.raises(ValueError, match="scorer"):
+        build_config("r", {"kind": "rebase", "width": 3})
+
+
+# --- steps and AUROC ------------------------------------------------------------------------------------
+
+def test_split_steps_keeps_separators_and_glues_blank_lines():
+    text = " 4 - 1 = 3\n3 - 7 = -4\n\nThe answer is -4."
+    steps = split_steps(text)
+    assert steps == [" 4 - 1 = 3\n", "3 - 7 = -4\n\n", "The answer is -4."]
+    assert "".join(steps) == text
+    assert split_steps("\n a\n") == ["\n a\n"]
+    assert split_steps("") == [""]
+    assert split_steps("a. ки b. ки", " ки") == ["a. ки", " b. ки"]
+    assert split_steps("a || b || c", " || ") == ["a || ", "b || ", "c"]
+
+
+def test_auroc_matches_pairwise_count():
+    rng = np.random.default_rng(0)
+    scores = rng.integers(0, 5, 40).astype(float).tolist()     # many ties
+    labels = (rng.random(40) < 0.4).tolist()
+    pos = [s for s, y in zip(scores, labels) if y]
+    neg = [s for s, y in zip(scores, labels) if not y]
+    pairs = sum((p > n) + 0.5 * (p == n) for p in pos for n in neg) / (len(pos) * len(neg))
+    assert auroc(scores, labels) == pytest.approx(pairs)
+    assert math.isnan(auroc([0.1, 0.2], [True, True]))
+
+
+# --- PRMs on a real model -------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def smollm(smollm2_checkpoint: Path):
+    from infscale.models.hf import load_model
+
+    torch.set_num_threads(1)
+    return load_model({"name": "smollm2-135m", "source": "local", "path": str(smollm2_checkpoint)}, device="cpu")
+
+
+@pytest.mark.slow
+def test_hub_prm_reads_label_probabilities_at_every_step_tag(smollm):
+    # SmolLM2 stands in for a Math-Shepherd checkpoint: same code path, real forward pass
+    cfg = PRMConfig("ms", "hub", id="local", step_tag="ки", good_token="+", bad_token="-")
+    prm = HubPRM(cfg, lm=smollm)
+    steps = [" 4 - 1 = 3\n", "3 - 7 = -4\n", "The answer is -4."]
+    (scores,), (flops,) = prm.score_paths(["What is 4 - 1 - 7?"], [""], [steps])
+    assert len(scores) == 3 and all(0 < s < 1 for s in scores) and flops > 0
+    text, ends = prm.format("What is 4 - 1 - 7?", steps)
+    assert text.count("ки") == 3 and all(text[e - len("ки"):e] == "ки" for e in ends)
+    enc = smollm.tokenizer(text, return_tensors="pt", return_offsets_mapping=True)
+    offsets = enc.pop("offset_mapping")[0].tolist()
+    with torch.no_grad():
+        logits = smollm.model(**enc).logits[0]
+    plus, minus = (smollm.tokenizer.encode(t, add_special_tokens=False)[0] for t in "+-")
+    for score, end in zip(scores, ends):
+        position = max(i for i, (a, b) in enumerate(offsets) if a < end and b > a)
+        expected = torch.softmax(logits[position, [plus, minus]].float(), -1)[0]
+        assert score == pytest.approx(float(expected), abs=1e-5)
+
+
+@pytest.mark.slow
+def test_value_head_scores_match_a_manual_forward_pass(smollm):
+    torch.manual_seed(0)
+    d = smollm.model.config.hidden_size
+    head = ValueHead(torch.randn(d) * 0.1, 0.2, torch.zeros(d), torch.ones(d))
+    prm = ValueHeadPRM(PRMConfig("vh", "value_head", model="m"), head, smollm, reads_policy=True)
+    prompt, steps = "Q: 4 - 1 - 7 =\nA:", [" 4 - 1 = 3\n", "3 - 7 = -4\n", "The answer is -4."]
+    (scores,), _ = prm.score_paths(["q"], [prompt], [steps])
+    ids = [smollm.tokenizer(prompt + "".join(steps[: k + 1]), add_special_tokens=False)["input_ids"]
+           for k in range(3)]
+    with torch.no_grad():
+        for k, step_ids in enumerate(ids):
+            hidden = smollm.model(input_ids=torch.tensor([step_ids]), output_hidden_states=True).hidden_states[-1]
+            assert scores[k] == pytest.approx(float(head(hidden[0, -1])), abs=1e-4)
+
+
+# --- the tiny search pipeline ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def search_run(tmp_path_factory: pytest.TempPathFactory, prepared_smollm2: Path) -> Workflow:
+    root = tmp_path_factory.mktemp("search-run")
+    models = root / "resources" / "models"
+    models.mkdir(parents=True)
+    (models / "smollm2-135m").symlink_to(prepared_smollm2, target_is_directory=True)
+    workflow = Workflow(root, yaml.safe_load(SEARCH_CONFIG.read_text()))
+    workflow.run()
+    return workflow
+
+
+def _trees(workflow: Workflow, method: str) -> dict[str, dict]:
+    records = read_jsonl(workflow.path(f"results/gen/chain/smollm2-135m/{method}/samples.jsonl"))
+    return {r["id"]: r["meta"]["tree"] for r in records if "tree" in r["meta"]}, records
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["rebase3", "beam4"])
+def test_tree_invariants(search_run: Workflow, method: str):
+    cfg = search_run.config["methods"][method]
+    trees, records = _trees(search_run, method)
+    assert len(trees) == search_run.config["datasets"]["chain"]["n_test"]
+    for qid, tree in trees.items():
+        nodes = tree["nodes"]
+        assert [n["index"] for n in nodes] == list(range(len(nodes))) and nodes[0]["parent"] is None
+        for node in nodes[1:]:
+            parent = nodes[node["parent"]]
+            assert node["depth"] == parent["depth"] + 1 and not parent["finished"]
+            assert node["path_tokens"] == parent["path_tokens"] + node["tokens"]
+            assert 0 < node["tokens"] <= cfg["max_step_tokens"] or node["finish_reason"] == "stop"
+            assert node["path_tokens"] <= cfg["max_total_tokens"] and node["depth"] <= cfg["max_depth"]
+            assert 0.0 <= node["score"] <= 1.0
+            assert node["finished"] == (node["finish_reason"] is not None)
+        # width: nodes made at a depth never exceed the width minus the leaves finished before it
+        finished_before = 0
+        for depth in range(1, max(n["depth"] for n in nodes) + 1):
+            level = [n for n in nodes if n["depth"] == depth]
+            assert len(level) <= cfg["width"] - finished_before
+            finished_before += sum(n["finished"] for n in level)
+        leaves = [n for n in nodes if n["finished"]]
+        assert 1 <= len(leaves) <= cfg["width"]
+        mine = sorted((r for r in records if r["id"] == qid), key=lambda r: r["sample"])
+        assert [r["sample"] for r in mine] == list(range(len(leaves)))
+        for record, leaf in zip(mine, leaves):
+            path, node = [], leaf
+            while node["parent"] is not None:
+                path.append(node)
+                node = nodes[node["parent"]]
+            path.reverse()
+            assert record["steps"] == [n["text"] for n in path] and record["completion"] == "".join(record["steps"])
+            assert record["step_scores"] == pytest.approx([n["score"] for n in path])
+            assert record["finish_reason"] == leaf["finish_reason"]
+            assert record["flops"]["scorer"] > 0
+        # shared costs split so that the question's records add up to the tree's totals
+        assert sum(r["n_completion_tokens"] for r in mine) == sum(n["tokens"] for n in nodes)
+        assert sum(r["n_prefill_tokens"] for r in mine) == mine[0]["n_prompt_tokens"]
+
+
+@pytest.mark.slow
+def test_search_selection_rules_match_brute_force(search_run: Workflow):
+    base = "results/{}/chain/smollm2-135m/rebase3"
+    graded = {(r["id"], r["sample"]): r for r in read_jsonl(search_run.path(base.format("graded") + "/samples.jsonl"))}
+    scores = read_jsonl(search_run.path(base.format("scores") + "/prm-vh.jsonl"))
+    assert {(s["id"], s["sample"]) for s in scores} == set(graded)
+    assert all(s["flops"] == 0.0 and s["step_scores"] == graded[s["id"], s["sample"]]["step_scores"] for s in scores)
+    metrics = read_json(search_run.path("results/metrics/chain/smollm2-135m/rebase3.json"))
+    assert metrics["search"] and metrics["n_samples"] <= 3
+    by_question: dict[str, list] = {}
+    for s in scores:
+        g = graded[s["id"], s["sample"]]
+        by_question.setdefault(s["id"], []).append((s["step_scores"], g["extracted"], g["correct"] and g["extracted"] is not None))
+    aggregations = {"last": lambda x: x[-1], "min": min, "mean": lambda x: sum(x) / len(x), "prod": np.prod}
+    rows = {(r["rule"], r["weight"]): r for r in metrics["rows"]}
+    assert all(r["n"] == metrics["n_samples"] for r in metrics["rows"])
+    for agg, fn in aggregations.items():
+        best, weighted = [], []
+        for leaves in by_question.values():
+            w = [fn(s) for s, _, _ in leaves]
+            top = max(w)
+            tied = [ok for wi, (_, _, ok) in zip(w, leaves) if wi == top]
+            best.append(sum(tied) / len(tied))
+            votes: dict = {}
+            for wi, (_, answer, _) in zip(w, leaves):
+                if answer is not None:
+                    votes[answer] = votes.get(answer, 0.0) + wi
+            if votes:
+                high = max(votes.values())
+                # the estimators' documented tie rule: totals within VOTE_TIE_RTOL·max(1, |top|) tie
+                winners = [a for a, v in votes.items() if v >= high - VOTE_TIE_RTOL * max(1.0, abs(high))]
+                right = {a for _, a, ok in leaves if ok}
+                weighted.append(sum(a in right for a in winners) / len(winners))
+            else:
+                weighted.append(0.0)
+        assert rows["best_of_n", f"prm-vh:{agg}"]["accuracy"] == pytest.approx(100 * np.mean(best))
+        assert rows["weighted_majority", f"prm-vh:{agg}"]["accuracy"] == pytest.approx(100 * np.mean(weighted))
+
+
+@pytest.mark.slow
+def test_prm_quality_table_and_sampling_scores(search_run: Workflow):
+    table = search_run.path("results/tables/prm_quality.csv").read_text().splitlines()
+    assert table[0].startswith("scorer,dataset,model") and table[1].startswith("vh,chain,smollm2-135m")
+    scores = read_jsonl(search_run.path("results/scores/chain/smollm2-135m/sample3/prm-vh.jsonl"))
+    samples = read_jsonl(search_run.path("results/gen/chain/smollm2-135m/sample3/samples.jsonl"))
+    assert len(scores) == len(samples)
+    for s, r in zip(sorted(scores, key=lambda x: (x["id"], x["sample"])), samples):
+        assert len(s["step_scores"]) == len(split_steps(r["completion"])) and s["flops"] > 0
+
+
+def test_adding_a_width_adds_jobs_without_code(tmp_path: Path, prepared_smollm2: Path):
+    models = tmp_path / "resources" / "models"
+    models.mkdir(parents=True)
+    (models / "smollm2-135m").symlink_to(prepared_smollm2, target_is_directory=True)
+    config = yaml.safe_load(SEARCH_CONFIG.read_text())
+    workflow = Workflow(tmp_path, config)
+    before = workflow.dry_run_jobs()
+    config["methods"]["rebase5"] = {**config["methods"]["rebase3"], "width": 5, "shards": 1}
+    config["runs"][0]["methods"].append("rebase5")
+    workflow.write_config(config)
+    after = workflow.dry_run_jobs()
+    assert after["generate"] == before["generate"] + 1 and after["aggregate"] == before["aggregate"] + 1
+    assert after["train_prm"] == before["train_prm"] == 1
+    config["methods"]["rebase5"]["scorer"] = "nope"
+    workflow.write_config(config)
+    proc = workflow.run("--dry-run", check=False)
+    assert proc.returncode != 0 and "nope" in proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_tree_hidden_states_match_rescoring_and_hub_prm_guides_a_search(smollm):
+    """Scores read from the tree's cached states equal a fresh forward pass over prompt + path (so KV reuse
+    changes nothing), and a text-based PRM (hub kind) can drive the same search."""
+    from infscale.compute import ModelDims
+    from infscale.methods.tree import leaf_records, run_search
+
+    torch.manual_seed(1)
+    d = smollm.model.config.hidden_size
+    head = ValueHead(torch.randn(d) * 0.1, 0.0, torch.zeros(d), torch.ones(d))
+    vh = ValueHeadPRM(PRMConfig("vh", "value_head", model="m"), head, smollm, reads_policy=True)
+    hub = HubPRM(PRMConfig("ms", "hub", id="local"), lm=smollm)
+    cfg = build_config("r", {"kind": "rebase", "width": 3, "scorer": {"kind": "hub"}, "max_depth": 3,
+                             "max_step_tokens": 10, "max_total_tokens": 24})
+    question = {"id": "q", "question": "4 - 1 - 7 =", "meta": {"index": 0}}
+    prompt = "Q: 3 + 2 + 3 =\nA: 3 + 2 = 5\n5 + 3 = 8\nThe answer is 8.\n\nQ: 4 - 1 - 7 =\nA:"
+    dims = ModelDims.from_config(smollm.model.config.to_dict())
+
+    def policy(scores, width):
+        return allocate_children(scores, width, 0.2)
+
+    for scorer in (vh, hub):
+        nodes, costs = run_search(question, prompt, smollm, scorer, cfg, policy, torch.Generator().manual_seed(3), dims)
+        records = leaf_records(question, prompt, nodes, costs, 1.0, scorer.name)
+        # every sampled token is fed once, except a leaf's stop-string token
+        generated = costs["n_prompt_tokens"] + sum(n.tokens for n in nodes)
+        assert 1 <= len(records) <= 3 and generated - len(records) <= costs["tokens_fed"] <= generated
+        rescored, _ = scorer.score_paths(["4 - 1 - 7 ="] * len(records), [prompt] * len(records),
+                                         [r["steps"] for r in records])
+        for record, fresh in zip(records, rescored):
+            assert record["step_scores"] == pytest.approx(fresh, abs=2e-3)
+        if scorer is hub:
+            assert costs["scorer_flops"] > 1e9       # a text PRM re-reads every path
+        else:
+            assert costs["scorer_flops"] < 1e6       # the value head reads states the tree already has
+
+
+def test_schema_checks_search_methods_and_scorers():
+    from infscale.config import ConfigError, validate_config
+
+    schema = REPO / "workflow" / "schemas" / "config.schema.yaml"
+    config = yaml.safe_load(SEARCH_CONFIG.read_text())
+    validate_config(config, schema)
+    for path, change, message in [
+        (("methods", "rebase3"), {"bogus": 1}, "bogus"),
+        (("methods", "beam4"), {"softmax_temperature": 0.2}, "softmax_temperature"),
+        (("scorers", "vh"), {"kind": "hub"}, "scorers.vh.id"),
+        (("methods", "rebase3"), {"width": 0}, "width"),
+    ]:
+        broken = yaml.safe_load(SEARCH_CONFIG.read_text())
+        broken[path[0]][path[1]].update(change)
+        with pytest.raises(ConfigError, match=message):
+            validate_config(broken, schema)
