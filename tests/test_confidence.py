@@ -312,3 +312,14 @@ def test_labelled_workflow_end_to_end(tmp_path, prepared_smollm2, prepared_gemma
         assert workflow.path(figure).stat().st_size > 10_000
     gemma_labels = read_jsonl(workflow.path("results/scores/products/smollm2-135m/sample4/conf-gemma3-270m.jsonl"))
     assert sum(r["flops"] for r in gemma_labels) > 0 and json.dumps(gemma_labels[0])
+
+
+def test_label_config_validates_and_bad_labelling_keys_are_named():
+    from infscale.config import ConfigError, validate_config
+
+    schema = REPO / "workflow" / "schemas" / "config.schema.yaml"
+    config = yaml.safe_load(LABEL_CONFIG.read_text())
+    validate_config(config, schema)
+    config["labelling"]["mode"] = "vote"
+    with pytest.raises(ConfigError, match="labelling.mode"):
+        validate_config(config, schema)

@@ -16,7 +16,7 @@ from infscale.estimators import VOTE_TIE_RTOL
 from infscale.io import read_json, read_jsonl
 from infscale.methods import build_config
 from infscale.methods.tree import allocate_children, beam_children
-from infscale.scoring.prm import HubPRM, PRMConfig, ValueHead, ValueHeadPRM, auroc, split_steps, step_end_hidden
+from infscale.scoring.prm import HubPRM, PRMConfig, ValueHead, ValueHeadPRM, auroc, split_steps
 
 SEARCH_CONFIG = REPO / "config" / "test-search-tiny.yaml"
 
@@ -317,8 +317,15 @@ def test_tree_hidden_states_match_rescoring_and_hub_prm_guides_a_search(smollm):
         assert 1 <= len(records) <= 3 and generated - len(records) <= costs["tokens_fed"] <= generated
         rescored, _ = scorer.score_paths(["4 - 1 - 7 ="] * len(records), [prompt] * len(records),
                                          [r["steps"] for r in records])
+        compared = 0
         for record, fresh in zip(records, rescored):
+            steps = record["steps"]
+            # two blank steps in a row ("\n", "\n") re-tokenize as one "\n\n" token: not comparable
+            if any(not a.strip() and not b.strip() for a, b in zip(steps, steps[1:])):
+                continue
             assert record["step_scores"] == pytest.approx(fresh, abs=2e-3)
+            compared += 1
+        assert compared >= 1
         if scorer is hub:
             assert costs["scorer_flops"] > 1e9       # a text PRM re-reads every path
         else:
@@ -341,3 +348,16 @@ def test_schema_checks_search_methods_and_scorers():
         broken[path[0]][path[1]].update(change)
         with pytest.raises(ConfigError, match=message):
             validate_config(broken, schema)
+
+
+def test_chain_sum_questions_get_a_stepwise_solution():
+    from infscale.data.sources import DatasetConfig, build_splits, stepwise_solution
+
+    assert stepwise_solution("4 - 1 - 7") == "4 - 1 = 3\n3 - 7 = -4"
+    assert stepwise_solution("23 + 60 + 71") == "23 + 60 = 83\n83 + 71 = 154"
+    assert stepwise_solution("3 * 4") is None and stepwise_solution("( 1 + 2 )") is None
+    splits = build_splits(DatasetConfig("c", "reasoning_gym", n_test=3, n_train=3, seed=1, task="chain_sum",
+                                        task_config={"min_terms": 3, "max_terms": 3, "min_digits": 1, "max_digits": 1}))
+    for question in splits["train"] + splits["test"]:
+        last = question["meta"]["solution"].splitlines()[-1]
+        assert last.rsplit("= ", 1)[1] == question["answer"]

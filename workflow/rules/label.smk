@@ -4,37 +4,6 @@
 # (best-of-N by confidence, confidence-weighted majority), so adding a labeller reruns only labelling and what
 # follows it.
 
-wildcard_constraints:
-    labeller=_one_of(config["models"]),
-
-
-WEIGHT_SOURCES["labellers"] = ("conf-", "results/scores/{dataset}/{model}/{method}/conf-{name}.jsonl")
-
-
-def labelled_runs():
-    """(dataset, model, method, labeller) for every label file the config asks for."""
-    return [(d, m, meth, lab) for d, m, meth in RUNS for lab in run_option(d, m, meth, "labellers")]
-
-
-def label_quality_inputs(wildcards=None):
-    return {
-        "graded": [f"results/graded/{d}/{m}/{meth}/samples.jsonl" for d, m, meth, _ in labelled_runs()],
-        "labels": [f"results/scores/{d}/{m}/{meth}/conf-{lab}.jsonl" for d, m, meth, lab in labelled_runs()],
-    }
-
-
-def labelling_outputs():
-    if not labelled_runs():
-        return []
-    return [
-        "results/tables/label_quality.csv",
-        "results/tables/label_quality.md",
-        "figures/reliability.png",
-        "figures/confidence_rules_vs_n.png",
-        "figures/confidence_cost.png",
-    ]
-
-
 rule label_confidence:
     input:
         samples="results/gen/{dataset}/{model}/{method}/samples.jsonl",
@@ -97,5 +66,3 @@ rule plot_confidence_rules:
     script:
         "../scripts/plot_confidence.py"
 
-
-EXTRA_OUTPUTS.append(labelling_outputs)

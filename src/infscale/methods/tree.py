@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from infscale.compute import ModelDims, sequence_flops, sequence_flops_terms
+from infscale.compute import ModelDims, sequence_flops
 from infscale.grading import extract_answer
 from infscale.models.hf import LoadedModel, SamplingParams, sample_next
 from infscale.prompts import PromptConfig, build_prompt
@@ -412,4 +412,4 @@ def generate_tree(questions: list[dict[str, Any]], shots: list[dict[str, Any]], 
 
 
 __all__ = ["TreeSearchConfig", "Node", "NodeState", "allocate_children", "beam_children", "expand", "run_search",
-           "generate_tree", "encode_prompt", "leaf_records", "sequence_flops_terms"]
+           "generate_tree", "encode_prompt", "leaf_records"]

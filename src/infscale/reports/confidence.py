@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import matplotlib.ticker
 import numpy as np
 import pandas as pd
 
@@ -204,6 +205,9 @@ def plot_cost(table: pd.DataFrame, png_path: str | Path) -> None:
             ax.plot(group[column], group["accuracy"], marker="o", markersize=4, color=palette[curve],
                     linestyle=styles[group["mode"].iloc[0]], label=f"{curve} [{group['mode'].iloc[0]}]")
         ax.set_xscale("log")
+        ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # minor labels overlap on short ranges
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _: f"{x:g}"))
         ax.set_xlabel(label + " (log)")
         ax.set_ylabel("accuracy (%)")
     axes[0].set_title("accuracy vs time: self- (solid) vs proxy-labelled (dashed)", fontsize=9)
