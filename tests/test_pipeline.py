@@ -157,3 +157,16 @@ def test_killed_generation_resumes_without_redoing_work(tiny_run, tmp_path):
     assert [r for r in resumed if r["id"] == first_id] == kept       # finished work kept verbatim
     assert sorted((r["id"], r["sample"]) for r in resumed) == sorted((r["id"], r["sample"]) for r in finished)
     assert read_json(tmp_path / "timing.json")["n_questions"] == len({r["id"] for r in finished}) - 1
+
+
+@pytest.mark.parametrize("study", sorted(p.name for p in TINY_CONFIG.parent.glob("*.yaml") if not p.name.startswith("test-")))
+def test_study_configs_dry_run_without_downloads(study, tmp_path, monkeypatch):
+    from conftest import Workflow
+
+    config = yaml.safe_load((TINY_CONFIG.parent / study).read_text())
+    workflow = Workflow(tmp_path, config)
+    jobs = workflow.dry_run_jobs("--resources", "gpu=1")
+    n_generation_jobs = sum(config["methods"][m].get("shards", 1) for run in config["runs"] for m in run["methods"])
+    assert jobs["generate"] == n_generation_jobs
+    assert jobs["prepare_model"] == len({m for run in config["runs"] for m in run["models"]})
+    assert not (tmp_path / "resources").exists()        # nothing was downloaded or prepared
