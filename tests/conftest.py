@@ -50,9 +50,15 @@ def smollm2_checkpoint(prepared_smollm2: Path) -> Path:
 class Workflow:
     """A Snakemake workdir with the prepared model linked in; `run` invokes the real snakemake CLI."""
 
-    def __init__(self, root: Path, config: dict):
+    def __init__(self, root: Path, config: dict, models: dict[str, Path] | None = None):
+        """`models`: prepared model folders (e.g. the `prepared_smollm2` fixture) linked in as
+        `resources/models/{name}`, so the workflow reuses them instead of converting again."""
         self.root = root
         self.config_path = root / "config.yaml"
+        for name, folder in (models or {}).items():
+            link = root / "resources" / "models" / name
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(folder, target_is_directory=True)
         self.write_config(config)
 
     def write_config(self, config: dict) -> None:
@@ -89,21 +95,14 @@ class Workflow:
 
 @pytest.fixture
 def tiny_workflow(tmp_path: Path, prepared_smollm2: Path) -> Workflow:
-    config = yaml.safe_load(TINY_CONFIG.read_text())
-    models = tmp_path / "resources" / "models"
-    models.mkdir(parents=True)
-    (models / "smollm2-135m").symlink_to(prepared_smollm2, target_is_directory=True)
-    return Workflow(tmp_path, config)
+    return Workflow(tmp_path, yaml.safe_load(TINY_CONFIG.read_text()), models={"smollm2-135m": prepared_smollm2})
 
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory, prepared_smollm2: Path) -> Workflow:
     """The tiny config run once end to end; tests read its outputs (and must not modify them)."""
-    root = tmp_path_factory.mktemp("tiny-run")
-    models = root / "resources" / "models"
-    models.mkdir(parents=True)
-    (models / "smollm2-135m").symlink_to(prepared_smollm2, target_is_directory=True)
-    workflow = Workflow(root, yaml.safe_load(TINY_CONFIG.read_text()))
+    workflow = Workflow(tmp_path_factory.mktemp("tiny-run"), yaml.safe_load(TINY_CONFIG.read_text()),
+                        models={"smollm2-135m": prepared_smollm2})
     workflow.run()
     return workflow
 

@@ -282,12 +282,8 @@ def test_gpqa_record_shuffles_options_with_the_seed():
 @pytest.mark.slow
 def test_labelled_workflow_end_to_end(tmp_path, prepared_smollm2, prepared_gemma3):
     config = yaml.safe_load(LABEL_CONFIG.read_text())
-    models = tmp_path / "resources" / "models"
-    models.mkdir(parents=True)
-    (models / "smollm2-135m").symlink_to(prepared_smollm2, target_is_directory=True)
-    (models / "gemma3-270m").symlink_to(prepared_gemma3, target_is_directory=True)
     config["runs"][0]["labellers"] = ["smollm2-135m"]   # self-labelled first
-    workflow = Workflow(tmp_path, config)
+    workflow = Workflow(tmp_path, config, models={"smollm2-135m": prepared_smollm2, "gemma3-270m": prepared_gemma3})
     workflow.run()
     self_labels = read_jsonl(workflow.path("results/scores/products/smollm2-135m/sample4/conf-smollm2-135m.jsonl"))
     assert len(self_labels) == 4 * 4 and all(len(r["digit_probs"]) == 10 for r in self_labels)

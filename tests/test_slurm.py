@@ -96,10 +96,7 @@ class SlurmRun:
 @pytest.fixture(scope="module")
 def slurm_run(local_slurm: Path, tmp_path_factory: pytest.TempPathFactory, prepared_smollm2: Path) -> SlurmRun:
     root = tmp_path_factory.mktemp("slurm-run")
-    models = root / "resources" / "models"
-    models.mkdir(parents=True)
-    (models / "smollm2-135m").symlink_to(prepared_smollm2, target_is_directory=True)
-    workflow = Workflow(root, yaml.safe_load(TINY_CONFIG.read_text()))
+    workflow = Workflow(root, yaml.safe_load(TINY_CONFIG.read_text()), models={"smollm2-135m": prepared_smollm2})
     expected_jobs = workflow.dry_run_jobs()
     # The only change to the profile: first status check after 5 s, not 20 s (jobs here take seconds).
     proc = workflow.run("--profile", str(PROFILE), "--slurm-init-seconds-before-status-checks", "5",

@@ -163,11 +163,8 @@ def test_value_head_scores_match_a_manual_forward_pass(smollm):
 
 @pytest.fixture(scope="session")
 def search_run(tmp_path_factory: pytest.TempPathFactory, prepared_smollm2: Path) -> Workflow:
-    root = tmp_path_factory.mktemp("search-run")
-    models = root / "resources" / "models"
-    models.mkdir(parents=True)
-    (models / "smollm2-135m").symlink_to(prepared_smollm2, target_is_directory=True)
-    workflow = Workflow(root, yaml.safe_load(SEARCH_CONFIG.read_text()))
+    workflow = Workflow(tmp_path_factory.mktemp("search-run"), yaml.safe_load(SEARCH_CONFIG.read_text()),
+                        models={"smollm2-135m": prepared_smollm2})
     workflow.run()
     return workflow
 
@@ -270,11 +267,8 @@ def test_prm_quality_table_and_sampling_scores(search_run: Workflow):
 
 
 def test_adding_a_width_adds_jobs_without_code(tmp_path: Path, prepared_smollm2: Path):
-    models = tmp_path / "resources" / "models"
-    models.mkdir(parents=True)
-    (models / "smollm2-135m").symlink_to(prepared_smollm2, target_is_directory=True)
     config = yaml.safe_load(SEARCH_CONFIG.read_text())
-    workflow = Workflow(tmp_path, config)
+    workflow = Workflow(tmp_path, config, models={"smollm2-135m": prepared_smollm2})
     before = workflow.dry_run_jobs()
     config["methods"]["rebase5"] = {**config["methods"]["rebase3"], "width": 5, "shards": 1}
     config["runs"][0]["methods"].append("rebase5")

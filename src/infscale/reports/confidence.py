@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from infscale.io import read_json, read_jsonl
-from infscale.reports.plots import plt, save_figure, sns
+from infscale.reports.plots import distinct_palette, plt, save_figure, sns
 from infscale.reports.tables import write_table
 
 # The four rules of the study's accuracy-vs-N figure; best_of_n weighted by a confidence label is BestConf.
@@ -168,7 +168,7 @@ def plot_rules_vs_n(table: pd.DataFrame, png_path: str | Path) -> None:
     table = table.assign(panel=table["dataset"] + " / " + table["model"] + " / " + table["method"])
     panels = list(dict.fromkeys(table["panel"]))
     selections = list(dict.fromkeys(table["selection"]))
-    palette = dict(zip(selections, sns.color_palette(n_colors=len(selections))))
+    palette = distinct_palette(selections)
     sns.set_theme(style="whitegrid")
     fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.5), squeeze=False, sharey=True)
     for ax, panel in zip(axes[0], panels):
@@ -194,7 +194,7 @@ def plot_cost(table: pd.DataFrame, png_path: str | Path) -> None:
     data = table[table["rule"] != "pass"].copy()
     data["curve"] = data["model"] + " / " + data["method"] + ": " + data["selection"]
     curves = list(dict.fromkeys(data["curve"]))
-    palette = dict(zip(curves, sns.color_palette(n_colors=len(curves))))
+    palette = distinct_palette(curves)
     styles = {"none": ":", "self": "-", "proxy": "--"}
     sns.set_theme(style="whitegrid")
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), sharey=True)

@@ -27,6 +27,14 @@ def save_figure(fig: plt.Figure, png_path: str | Path) -> None:
     plt.close(fig)
 
 
+def distinct_palette(names) -> dict:
+    """One colour per name, never repeating: seaborn's default cycle has 10 colours, so more names get
+    evenly spaced hues."""
+    names = list(dict.fromkeys(names))
+    colours = sns.color_palette(n_colors=len(names)) if len(names) <= 10 else sns.color_palette("husl", len(names))
+    return dict(zip(names, colours))
+
+
 def rule_label(row: pd.Series) -> str:
     return f"{row['rule']}[{row['weight']}]" if row.get("weight") else row["rule"]
 
@@ -36,7 +44,7 @@ def plot_accuracy_vs_n(table: pd.DataFrame, png_path: str | Path) -> None:
     data = table.assign(selection=table.apply(rule_label, axis=1), panel=table["dataset"] + " / " + table["model"])
     panels = list(dict.fromkeys(data["panel"]))
     selections = list(dict.fromkeys(data["selection"]))
-    palette = dict(zip(selections, sns.color_palette(n_colors=len(selections))))
+    palette = distinct_palette(selections)
     sns.set_theme(style="whitegrid")
     fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.2), squeeze=False, sharey=True)
     for ax, panel in zip(axes[0], panels):
@@ -109,7 +117,7 @@ def plot_accuracy_vs_cost(table: pd.DataFrame, png_path: str | Path, x: str = "t
     panels = list(dict.fromkeys(data["panel"]))
     selections = list(dict.fromkeys(data["selection"]))
     methods = list(dict.fromkeys(data["method"]))
-    palette = dict(zip(selections, sns.color_palette(n_colors=len(selections))))
+    palette = distinct_palette(selections)
     markers = {m: MARKERS[i % len(MARKERS)] for i, m in enumerate(methods)}
     sns.set_theme(style="whitegrid")
     fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.8), squeeze=False, sharey=True)
