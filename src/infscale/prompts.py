@@ -48,17 +48,19 @@ def _turns(question: str, shots: list[dict[str, Any]], cfg: PromptConfig) -> lis
     return turns
 
 
-def uses_chat_template(cfg: PromptConfig, tokenizer: Any) -> bool:
+def uses_chat_template(choice: str, tokenizer: Any, key: str = "prompt.chat_template") -> bool:
+    """Whether to apply the tokenizer's chat template for a `chat_template: auto|always|never` setting;
+    `key` names the setting in the error."""
     has_template = bool(getattr(tokenizer, "chat_template", None))
-    if cfg.chat_template == "always" and not has_template:
-        raise ValueError("prompt.chat_template: 'always' but the tokenizer has no chat template")
-    return cfg.chat_template == "always" or (cfg.chat_template == "auto" and has_template)
+    if choice == "always" and not has_template:
+        raise ValueError(f"{key}: 'always' but the tokenizer has no chat template")
+    return choice == "always" or (choice == "auto" and has_template)
 
 
 def build_prompt(question: str, shots: list[dict[str, Any]], cfg: PromptConfig, tokenizer: Any = None) -> str:
     """The prompt text for one question. With a chat template the exemplars become earlier turns."""
     turns = _turns(question, shots, cfg)
-    if tokenizer is not None and uses_chat_template(cfg, tokenizer):
+    if tokenizer is not None and uses_chat_template(cfg.chat_template, tokenizer):
         messages: list[dict[str, str]] = []
         for q, a in turns[:-1]:
             messages += [{"role": "user", "content": q}, {"role": "assistant", "content": a or ""}]

@@ -29,6 +29,7 @@ import torch
 
 from infscale.compute import ModelDims, sequence_flops
 from infscale.io import ResumableJsonlWriter, read_json, read_jsonl
+from infscale.prompts import uses_chat_template
 
 log = logging.getLogger(__name__)
 
@@ -96,17 +97,10 @@ def confidence_from_probs(digit_probs: list[float] | torch.Tensor, mode: str = "
     return value
 
 
-def _uses_chat(cfg: LabellingConfig, tokenizer: Any) -> bool:
-    has_template = bool(getattr(tokenizer, "chat_template", None))
-    if cfg.chat_template == "always" and not has_template:
-        raise ValueError("labelling.chat_template: 'always' but the labeller's tokenizer has no chat template")
-    return cfg.chat_template == "always" or (cfg.chat_template == "auto" and has_template)
-
-
 def build_label_prompt(question: str, response: str, cfg: LabellingConfig, tokenizer: Any) -> str:
     """The labeller's input; the digit is the token that follows it."""
     body = cfg.template.format(question=question.strip(), response=response.strip())
-    if _uses_chat(cfg, tokenizer):
+    if uses_chat_template(cfg.chat_template, tokenizer, key="labelling.chat_template"):
         messages = [{"role": "user", "content": body}]
         head = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         return head + cfg.answer_prefix
