@@ -51,7 +51,8 @@ def main() -> None:
                                         task="chain_sum", task_config={"min_terms": 3, "max_terms": 3,
                                                                       "min_digits": 1, "max_digits": 1}))
     d = lm.model.config.hidden_size
-    head = ValueHead(torch.randn(d, generator=torch.Generator().manual_seed(0)) * 0.05, 0.0, torch.zeros(d), torch.ones(d))
+    head = ValueHead(torch.randn(d, generator=torch.Generator().manual_seed(0)) * 0.05, 0.0, torch.zeros(d), torch.ones(d),
+                     ("hidden",))
     scorer = ValueHeadPRM(PRMConfig("bench", "value_head", model="smollm2-135m"), head, lm, reads_policy=True)
     cfg = build_config("bench", {"kind": "rebase", "width": args.width, "scorer": {"kind": "value_head"},
                                  "max_depth": 5, "max_step_tokens": 16, "max_total_tokens": 48,

@@ -17,9 +17,13 @@ def lm(prepared_smollm2):
     return load_model(prepared_smollm2 / "model.json", device="cpu")
 
 
-def test_greedy_matches_hf_generate_with_left_padding(lm):
+@pytest.mark.parametrize("shared", [True, False], ids=["shared-few-shot-prefix", "no-shared-prefix"])
+def test_greedy_matches_hf_generate_with_left_padding(lm, shared):
     cfg = PromptConfig("fewshot", 2, "never")
-    prompts = [build_prompt(q, SHOTS, cfg, lm.tokenizer) for q in ("7 * 8?", "Is 9 * 9 equal to 81? Answer yes or no.")]
+    questions = ("7 * 8?", "Is 9 * 9 equal to 81? Answer yes or no.", "3 * 3?")
+    prompts = [build_prompt(q, SHOTS, cfg, lm.tokenizer) for q in questions]
+    if not shared:                  # no common token prefix: nothing is encoded for the batch as a whole
+        prompts = [prompts[0], "Q: " + prompts[1], "A list: " + prompts[2]]
     ours = sample_continuations(lm, prompts, 2, SamplingParams(temperature=0.0, max_new_tokens=8))
     for prompt, group in zip(prompts, ours):
         enc = lm.tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
@@ -28,7 +32,14 @@ def test_greedy_matches_hf_generate_with_left_padding(lm):
         expected = [t for t in expected if t not in lm.eos_token_ids][: len(group[0].token_ids)]
         assert group[0].token_ids == expected
         assert group[1].token_ids == group[0].token_ids        # every sample continues the same cached prompt
-        assert group[0].n_prefill_tokens == group[0].n_prompt_tokens and group[1].n_prefill_tokens == 0
+        assert group[1].n_prefill_tokens == 0
+    # the first prompt encodes the shared prefix, the others only their own tokens after it
+    assert ours[0][0].n_prefill_tokens == ours[0][0].n_prompt_tokens
+    own = [g[0].n_prompt_tokens - g[0].n_prefill_tokens for g in ours[1:]]
+    if shared:
+        assert own[0] == own[1] > 8
+    else:
+        assert own == [0, 0]
 
 
 def test_stop_strings_cut_text_and_end_rows_independently(lm):

@@ -12,11 +12,11 @@ import torch
 import yaml
 
 from conftest import REPO, Workflow
-from infscale.estimators import VOTE_TIE_RTOL
+from infscale.estimators import VOTE_TIE_RTOL, auroc, auroc_ci
 from infscale.io import read_json, read_jsonl
 from infscale.methods import build_config
 from infscale.methods.tree import allocate_children, beam_children
-from infscale.scoring.prm import HubPRM, PRMConfig, ValueHead, ValueHeadPRM, auroc, split_steps
+from infscale.scoring.prm import HubPRM, PRMConfig, ValueHead, ValueHeadPRM, split_steps, step_surprisal
 
 SEARCH_CONFIG = REPO / "config" / "test-search-tiny.yaml"
 
@@ -112,6 +112,17 @@ def test_auroc_matches_pairwise_count():
     assert math.isnan(auroc([0.1, 0.2], [True, True]))
 
 
+def test_auroc_ci_resamples_problems():
+    # two problems: one perfectly separated, one with its only positive ranked last
+    scores = [[0.9, 0.1], [0.8, 0.2], [0.3, 0.7]]
+    labels = [[True, False], [True, False], [False, True]]
+    low, high = auroc_ci(scores, labels, ["a", "a", "b"], n_boot=400, seed=1)
+    point = auroc([v for s in scores for v in s], [v for s in labels for v in s])
+    assert 0.0 <= low <= point <= high <= 1.0 and high == 1.0      # resampling "a" only separates perfectly
+    assert auroc_ci(scores, labels, ["a", "a", "b"], n_boot=400, seed=1) == (low, high)   # seeded
+    assert all(math.isnan(v) for v in auroc_ci([[0.1]], [[True]], ["a"], n_boot=10))       # one class only
+
+
 # --- PRMs on a real model -------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -143,20 +154,68 @@ def test_hub_prm_reads_label_probabilities_at_every_step_tag(smollm):
         assert score == pytest.approx(float(expected), abs=1e-5)
 
 
+def test_pool_quality_reduces_step_scores_and_names_missing_responses(tmp_path):
+    from infscale.io import write_jsonl
+    from infscale.reports.prm import pool_quality
+
+    graded, scores = tmp_path / "graded.jsonl", tmp_path / "scores.jsonl"
+    write_jsonl(graded, [{"id": q, "sample": s, "correct": ok} for q, s, ok in
+                         [("a", 0, True), ("a", 1, False), ("b", 0, True), ("b", 1, False)]])
+    # last step ranks every right answer first; the minimum ranks them last
+    step_scores = {("a", 0): [0.1, 0.9], ("a", 1): [0.5, 0.2], ("b", 0): [0.05, 0.8], ("b", 1): [0.6, 0.3]}
+    write_jsonl(scores, [{"id": q, "sample": s, "step_scores": v} for (q, s), v in step_scores.items()])
+    (row,) = pool_quality([("d", "m", "sample3", "vh")], [graded], [scores]).to_dict("records")
+    assert (row["n_questions"], row["n_responses"], row["accuracy"]) == (2, 4, 50.0)
+    assert (row["auroc_last"], row["auroc_min"], row["auroc_mean"]) == (1.0, 0.0, 0.75)
+    assert row["auroc_last_lo"] == row["auroc_last_hi"] == 1.0
+    write_jsonl(scores, [{"id": "a", "sample": 0, "step_scores": [0.5]}])
+    with pytest.raises(ValueError, match=r"scores.jsonl: no step scores for 3 response\(s\)"):
+        pool_quality([("d", "m", "sample3", "vh")], [graded], [scores])
+
+
+def test_follows_reference_tracks_the_worked_solution():
+    from infscale.scoring.prm_train import follows_reference
+
+    solution = "4 - 1 = 3\n3 - 7 = -4"
+    assert follows_reference([" 4 - 1 = 3\n", "3 - 7 = -4.\n", "The answer is -4."], solution) == [True, True]
+    assert follows_reference([" 4 - 1 = 2\n", "2 - 7 = -5\n", "The answer is -5."], solution) == [False, False]
+    # off the path once, off for good; steps past the reference are off it
+    assert follows_reference(["4 - 1 = 3\n", "3 - 6 = -3\n", "-3 - 1 = -4\n", "x"], solution) == [True, False, False]
+    assert follows_reference(["The answer is -4."], solution) == []
+    assert follows_reference(["a\n", "b"], None) is None
+
+
+def test_step_surprisal_groups_all_tokens_and_number_tokens():
+    assert step_surprisal([-1.0, -3.0, -0.5], [" 6", " =", " 1"]) == [pytest.approx(-1.5), -0.75, -3.0, -1.0]
+    assert step_surprisal([-2.0], ["The"]) == [-2.0, 0.0, -2.0, 0.0]        # no number token
+    assert step_surprisal([], []) == [0.0, 0.0, 0.0, 0.0]
+    with pytest.raises(ValueError, match="scorers.vh.features"):
+        PRMConfig("vh", "value_head", model="m", features=["hiden"])
+
+
 @pytest.mark.slow
 def test_value_head_scores_match_a_manual_forward_pass(smollm):
+    """Hidden state at each step's end and the step tokens' log-probabilities, from one plain forward pass."""
     torch.manual_seed(0)
-    d = smollm.model.config.hidden_size
-    head = ValueHead(torch.randn(d) * 0.1, 0.2, torch.zeros(d), torch.ones(d))
+    d = smollm.model.config.hidden_size + 4
+    head = ValueHead(torch.randn(d) * 0.1, 0.2, torch.zeros(d), torch.ones(d), ("hidden", "surprisal"))
     prm = ValueHeadPRM(PRMConfig("vh", "value_head", model="m"), head, smollm, reads_policy=True)
     prompt, steps = "Q: 4 - 1 - 7 =\nA:", [" 4 - 1 = 3\n", "3 - 7 = -4\n", "The answer is -4."]
     (scores,), _ = prm.score_paths(["q"], [prompt], [steps])
-    ids = [smollm.tokenizer(prompt + "".join(steps[: k + 1]), add_special_tokens=False)["input_ids"]
-           for k in range(3)]
+    tok = smollm.tokenizer
+    prompt_ids = tok(prompt, add_special_tokens=False)["input_ids"]
+    step_ids = [tok(s, add_special_tokens=False)["input_ids"] for s in steps]
+    assert sum(step_ids, []) == tok("".join(steps), add_special_tokens=False)["input_ids"]   # clean boundaries
     with torch.no_grad():
-        for k, step_ids in enumerate(ids):
-            hidden = smollm.model(input_ids=torch.tensor([step_ids]), output_hidden_states=True).hidden_states[-1]
-            assert scores[k] == pytest.approx(float(head(hidden[0, -1])), abs=1e-4)
+        out = smollm.model(input_ids=torch.tensor([prompt_ids + sum(step_ids, [])]), output_hidden_states=True)
+    logprobs = torch.log_softmax(out.logits[0].float(), -1)
+    position = len(prompt_ids)
+    for k, ids in enumerate(step_ids):
+        token_logprobs = [float(logprobs[position + j - 1, t]) for j, t in enumerate(ids)]
+        position += len(ids)
+        features = torch.cat([out.hidden_states[-1][0, position - 1],
+                              torch.tensor(step_surprisal(token_logprobs, [tok.decode([t]) for t in ids]))])
+        assert scores[k] == pytest.approx(float(head(features)), abs=1e-4)
 
 
 # --- the tiny search pipeline ---------------------------------------------------------------------------
@@ -257,8 +316,18 @@ def test_search_selection_rules_match_brute_force(search_run: Workflow):
 
 @pytest.mark.slow
 def test_prm_quality_table_and_sampling_scores(search_run: Workflow):
-    table = search_run.path("results/tables/prm_quality.csv").read_text().splitlines()
-    assert table[0].startswith("scorer,dataset,model") and table[1].startswith("vh,chain,smollm2-135m")
+    import pandas as pd
+
+    (trained,) = pd.read_csv(search_run.path("results/tables/prm_quality.csv")).to_dict("records")
+    assert (trained["scorer"], trained["dataset"], trained["model"], trained["features"]) == \
+        ("vh", "chain", "smollm2-135m", "surprisal")
+    for name in ("step_auroc", "reference_step_auroc", "final_auroc_last", "baseline_step_auroc"):
+        # a tiny run may lack one class (NaN)
+        assert math.isnan(trained[name]) or 0 <= trained[name] <= 1
+        assert math.isnan(trained[f"{name}_lo"]) or 0 <= trained[f"{name}_lo"] <= trained[f"{name}_hi"] <= 1
+    pools = pd.read_csv(search_run.path("results/tables/prm_pool_quality.csv"))
+    assert sorted(pools["method"]) == sorted(set(pools["method"])) and "sample3" in set(pools["method"])
+    assert (pools["n_responses"] > 0).all() and {"auroc_last", "auroc_min", "auroc_mean"} <= set(pools.columns)
     scores = read_jsonl(search_run.path("results/scores/chain/smollm2-135m/sample3/prm-vh.jsonl"))
     samples = read_jsonl(search_run.path("results/gen/chain/smollm2-135m/sample3/samples.jsonl"))
     assert len(scores) == len(samples)
@@ -284,14 +353,14 @@ def test_adding_a_width_adds_jobs_without_code(tmp_path: Path, prepared_smollm2:
 
 @pytest.mark.slow
 def test_tree_hidden_states_match_rescoring_and_hub_prm_guides_a_search(smollm):
-    """Scores read from the tree's cached states equal a fresh forward pass over prompt + path (so KV reuse
-    changes nothing), and a text-based PRM (hub kind) can drive the same search."""
+    """Scores read from the tree's cached states and sampled tokens' log-probabilities equal a fresh forward
+    pass over prompt + path (so KV reuse changes nothing), and a text-based PRM (hub kind) can drive the same search."""
     from infscale.compute import ModelDims
     from infscale.methods.tree import leaf_records, run_search
 
     torch.manual_seed(1)
-    d = smollm.model.config.hidden_size
-    head = ValueHead(torch.randn(d) * 0.1, 0.0, torch.zeros(d), torch.ones(d))
+    d = smollm.model.config.hidden_size + 4
+    head = ValueHead(torch.randn(d) * 0.1, 0.0, torch.zeros(d), torch.ones(d), ("hidden", "surprisal"))
     vh = ValueHeadPRM(PRMConfig("vh", "value_head", model="m"), head, smollm, reads_policy=True)
     hub = HubPRM(PRMConfig("ms", "hub", id="local"), lm=smollm)
     cfg = build_config("r", {"kind": "rebase", "width": 3, "scorer": {"kind": "hub"}, "max_depth": 3,

@@ -494,3 +494,42 @@ def vote_file(path: str | Path, n: int, rule: str, exact_limit: int = 1000, n_mo
         "exact": row["exact"],
         "stderr": row["stderr_mc"],
     }
+
+
+def auroc(scores: Sequence[float], labels: Sequence[bool]) -> float:
+    """Area under the ROC curve of `scores` separating True from False labels (Mann-Whitney U with tied scores
+    counted half); NaN when only one class is present."""
+    scores = np.asarray(scores, dtype=float)
+    labels = np.asarray(labels, dtype=bool)
+    if scores.shape != labels.shape:
+        raise ValueError(f"scores ({scores.shape}) and labels ({labels.shape}) differ in shape")
+    n_pos, n_neg = int(labels.sum()), int((~labels).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    _, unique_index, counts = np.unique(scores, return_inverse=True, return_counts=True)
+    ranks = (np.cumsum(counts) - (counts - 1) / 2)[unique_index]    # 1-based; ties share their mean rank
+    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def auroc_ci(scores: list[list[float]], labels: list[list[bool]], groups: list[Any], level: float = 0.95,
+             n_boot: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """Percentile-bootstrap CI of `auroc` over groups (problems): scores/labels are lists per path, `groups`
+    the problem of each path; resamples problems with replacement (steps of a problem are not independent).
+    Resamples with one class absent are skipped; (nan, nan) when fewer than half remain."""
+    by_group: dict[Any, list[int]] = {}
+    for i, g in enumerate(groups):
+        by_group.setdefault(g, []).append(i)
+    keys = list(by_group)
+    if not keys:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(n_boot):
+        paths = [i for k in rng.integers(0, len(keys), len(keys)) for i in by_group[keys[k]]]
+        value = auroc([v for i in paths for v in scores[i]], [v for i in paths for v in labels[i]])
+        if not np.isnan(value):
+            values.append(value)
+    if len(values) < n_boot / 2:
+        return float("nan"), float("nan")
+    low, high = np.quantile(values, [(1 - level) / 2, (1 + level) / 2])
+    return float(low), float(high)

@@ -75,6 +75,19 @@ WEIGHT_SOURCES = {
 }
 
 
+def runs_with(key):
+    """(dataset, model, method, name) for every `key` (a WEIGHT_SOURCES kind) entry that some run asks for."""
+    return [(d, m, meth, name) for d, m, meth in RUNS for name in run_option(d, m, meth, key)]
+
+
+def scored_pools(key):
+    """The graded pools of `runs_with(key)` and their score files, in the same order."""
+    runs = runs_with(key)
+    pattern = WEIGHT_SOURCES[key][1]
+    return ([f"results/graded/{d}/{m}/{meth}/samples.jsonl" for d, m, meth, _ in runs],
+            [pattern.format(dataset=d, model=m, method=meth, name=name) for d, m, meth, name in runs])
+
+
 def weight_files(wildcards):
     files = {}
     for key, (prefix, pattern) in WEIGHT_SOURCES.items():
@@ -140,8 +153,19 @@ def value_head_pairs():
     return sorted(pairs)
 
 
+def prm_quality_inputs(wildcards=None):
+    graded, scores = scored_pools("scorers")
+    return {
+        "trained": [f"results/prm/{d}/{s}/quality.json" for d, s in value_head_pairs()],
+        "graded": graded,
+        "scores": scores,
+    }
+
+
 def prm_quality_outputs():
-    return ["results/tables/prm_quality.csv", "results/tables/prm_quality.md"] if value_head_pairs() else []
+    if not (value_head_pairs() or runs_with("scorers")):
+        return []
+    return [f"results/tables/{name}.{ext}" for name in ("prm_quality", "prm_pool_quality") for ext in ("csv", "md")]
 
 
 
@@ -151,20 +175,13 @@ def prm_quality_outputs():
 
 
 
-def labelled_runs():
-    """(dataset, model, method, labeller) for every label file the config asks for."""
-    return [(d, m, meth, lab) for d, m, meth in RUNS for lab in run_option(d, m, meth, "labellers")]
-
-
 def label_quality_inputs(wildcards=None):
-    return {
-        "graded": [f"results/graded/{d}/{m}/{meth}/samples.jsonl" for d, m, meth, _ in labelled_runs()],
-        "labels": [f"results/scores/{d}/{m}/{meth}/conf-{lab}.jsonl" for d, m, meth, lab in labelled_runs()],
-    }
+    graded, labels = scored_pools("labellers")
+    return {"graded": graded, "labels": labels}
 
 
 def labelling_outputs():
-    if not labelled_runs():
+    if not runs_with("labellers"):
         return []
     return [
         "results/tables/label_quality.csv",

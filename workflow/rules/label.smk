@@ -37,7 +37,7 @@ rule label_quality:
         png=report("figures/reliability.png", caption="../report/reliability.rst", category="Figures"),
         pdf="figures/reliability.pdf",
     params:
-        runs=[list(r) for r in labelled_runs()],
+        runs=[list(r) for r in runs_with("labellers")],
         n_bins=config.get("labelling", {}).get("n_bins", 10),
         code=code_hash("infscale.reports.confidence"),
     log:
@@ -50,7 +50,7 @@ rule label_quality:
 
 rule plot_confidence_rules:
     input:
-        metrics=lambda w: sorted({f"results/metrics/{d}/{m}/{meth}.json" for d, m, meth, _ in labelled_runs()}),
+        metrics=lambda w: sorted({f"results/metrics/{d}/{m}/{meth}.json" for d, m, meth, _ in runs_with("labellers")}),
     output:
         rules=report("figures/confidence_rules_vs_n.png", caption="../report/confidence_rules_vs_n.rst",
                      category="Figures"),

@@ -14,7 +14,8 @@ rule train_prm:
         scorer=lambda w: resolved_scorer(w.scorer, w.dataset),
         seed=config["seed"],
         device=config["device"],
-        code=code_hash("infscale.scoring", "infscale.models.hf", "infscale.prompts", "infscale.grading"),
+        code=code_hash("infscale.scoring", "infscale.models.hf", "infscale.prompts", "infscale.grading",
+                       "infscale.estimators"),
     threads: config.get("threads") or 2
     resources:
         gpu=GPU,
@@ -54,12 +55,16 @@ rule score_prm:
 
 rule prm_quality:
     input:
-        [f"results/prm/{d}/{s}/quality.json" for d, s in value_head_pairs()],
+        unpack(prm_quality_inputs),
     output:
         csv="results/tables/prm_quality.csv",
         md="results/tables/prm_quality.md",
+        pool_csv="results/tables/prm_pool_quality.csv",
+        pool_md="results/tables/prm_pool_quality.md",
     params:
-        code=code_hash("infscale.scoring"),
+        runs=[list(r) for r in runs_with("scorers")],
+        seed=config["seed"],
+        code=code_hash("infscale.reports.prm", "infscale.estimators"),
     log:
         "logs/report/prm_quality.log",
     conda:

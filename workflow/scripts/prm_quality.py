@@ -1,5 +1,7 @@
 from infscale.pipeline import logged
-from infscale.scoring.prm_train import quality_table
+from infscale.reports.prm import write_prm_quality
 
 with logged(snakemake.log[0]):
-    quality_table(list(snakemake.input), snakemake.output.csv, snakemake.output.md)
+    write_prm_quality(snakemake.input.trained, snakemake.params.runs, snakemake.input.graded, snakemake.input.scores,
+                      snakemake.output.csv, snakemake.output.md, snakemake.output.pool_csv, snakemake.output.pool_md,
+                      seed=snakemake.params.seed)

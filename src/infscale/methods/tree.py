@@ -92,6 +92,8 @@ class Node:
     finish_reason: str | None = None  # stop | budget | length (max depth)
     state: NodeState | None = field(default=None, repr=False)      # open nodes: what expanding them needs
     hidden: torch.Tensor | None = field(default=None, repr=False)  # policy hidden state at the step's end
+    token_ids: list[int] = field(default_factory=list, repr=False)         # the step's tokens
+    token_logprobs: list[float] = field(default_factory=list, repr=False)  # the policy's log P of each
 
     def record(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in ("index", "parent", "depth", "text", "tokens", "path_tokens", "score",
@@ -165,25 +167,27 @@ def expand(lm: LoadedModel, parents: list[Node], counts: list[int], cfg: TreeSea
     position = torch.tensor([s.length for s in states], device=device)
     rows = len(rows_parent)
     children = [Node(index=-1, parent=p.index, depth=p.depth + 1, path_tokens=p.path_tokens) for p in rows_parent]
-    generated: list[list[int]] = [[] for _ in range(rows)]
     active = list(range(rows))          # child index of each batch row
     eos = lm.eos_token_ids
     params = cfg.params
     last_hidden = [p.state.hidden for p in rows_parent]   # hidden state at each row's last fed token
     while active:
         tokens = sample_next(logits, params, generator)
+        # the policy's own (untempered) log-probability of each sampled token: the value head reads it
+        logprobs = (logits.float().gather(-1, tokens[:, None])[:, 0] - logits.float().logsumexp(-1)).tolist()
         feed, ending = [], set()        # batch rows whose token goes through the model; of those, the last ones
-        for batch_row, (child_i, token) in enumerate(zip(active, tokens.tolist())):
+        for batch_row, (child_i, token, logprob) in enumerate(zip(active, tokens.tolist(), logprobs)):
             child = children[child_i]
             if token in eos:            # nothing to feed: the node's hidden state is its last token's
                 child.finished, child.finish_reason = True, "stop"
-                child.text = tok.decode(generated[child_i], skip_special_tokens=True)
+                child.text = tok.decode(child.token_ids, skip_special_tokens=True)
                 child.hidden = last_hidden[child_i]
                 continue
-            generated[child_i].append(token)
+            child.token_ids.append(token)
+            child.token_logprobs.append(logprob)
             child.tokens += 1
             child.path_tokens += 1
-            text = tok.decode(generated[child_i], skip_special_tokens=True)
+            text = tok.decode(child.token_ids, skip_special_tokens=True)
             stops = [text.find(s) for s in cfg.stop if s and s in text]
             step_end = text.find(cfg.step_separator)
             if stops:                   # the text ends before the stop string: not fed, like EOS

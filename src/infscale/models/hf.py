@@ -124,22 +124,50 @@ def _find_stop(text: str, stops: tuple[str, ...]) -> int:
     return min(hits) if hits else -1
 
 
+MIN_SHARED_PREFIX = 8       # tokens: shorter common prefixes are not worth a separate forward pass
+
+
+def _common_prefix_length(sequences: list[list[int]]) -> int:
+    first = sequences[0]
+    length = min(len(x) for x in sequences)
+    for other in sequences[1:]:
+        length = next((i for i in range(length) if other[i] != first[i]), length)
+    return length
+
+
 @torch.inference_mode()
 def sample_continuations(lm: LoadedModel, prompts: list[str], n: int, params: SamplingParams,
                          generator: torch.Generator | None = None) -> list[list[Continuation]]:
     """Sample `n` continuations of every prompt.
 
     Each prompt is encoded once and its KV cache repeated for its n samples (HF `generate` with
-    num_return_sequences re-encodes it n times). Finished rows are dropped from the batch as they stop,
+    num_return_sequences re-encodes it n times); the token prefix all prompts share (their few-shot
+    exemplars) is encoded once for the whole batch. Finished rows are dropped from the batch as they stop,
     so the cost follows the tokens actually generated.
     """
     tok, model, device = lm.tokenizer, lm.model, lm.device
-    enc = tok(prompts, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False)
-    input_ids = enc["input_ids"].to(device)
-    mask = enc["attention_mask"].to(device)
-    prompt_lengths = enc["attention_mask"].sum(-1).tolist()
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    out = model(input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=True)
+    ids = [tok(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    prompt_lengths = [len(x) for x in ids]
+    # the prompts' common token prefix (few-shot exemplars) is encoded once for all of them; every prompt
+    # keeps at least one token of its own, whose logits start its continuation
+    shared = _common_prefix_length(ids) if len(ids) > 1 else 0
+    shared = min(shared, min(prompt_lengths) - 1) if shared >= MIN_SHARED_PREFIX else 0
+    cache = None
+    if shared:
+        cache = model(input_ids=torch.tensor([ids[0][:shared]], device=device), use_cache=True,
+                      logits_to_keep=1).past_key_values
+        cache.batch_repeat_interleave(len(prompts))
+    width = max(prompt_lengths) - shared
+    own = torch.full((len(ids), width), tok.pad_token_id or 0, dtype=torch.long)
+    own_mask = torch.zeros(len(ids), width, dtype=torch.long)
+    for row, x in enumerate(ids):             # left padding, between the shared prefix and each prompt's own part
+        own[row, width - len(x) + shared:] = torch.tensor(x[shared:], dtype=torch.long)
+        own_mask[row, width - len(x) + shared:] = 1
+    mask = torch.cat([torch.ones(len(ids), shared, dtype=torch.long), own_mask], dim=-1).to(device)
+    positions = (shared + own_mask.cumsum(-1) - 1).clamp(min=0).to(device)
+    # logits at the last position only (what the FLOP accounting counts): not the whole prompt's
+    out = model(input_ids=own.to(device), attention_mask=mask, position_ids=positions, past_key_values=cache,
+                use_cache=True, logits_to_keep=1)
     cache = out.past_key_values
     logits = out.logits[:, -1, :]
     if n > 1:
@@ -191,7 +219,8 @@ def sample_continuations(lm: LoadedModel, prompts: list[str], n: int, params: Sa
             text = texts[row]
             if text is None:
                 text = tok.decode(generated[row], skip_special_tokens=True)
-            group.append(Continuation(text, generated[row], finish[row] or "length", length,
-                                      length if s == 0 else 0))
+            # the shared prefix is charged to the first prompt, which encoded it
+            prefill = 0 if s else length if p == 0 else length - shared
+            group.append(Continuation(text, generated[row], finish[row] or "length", length, prefill))
         results.append(group)
     return results

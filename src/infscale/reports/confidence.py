@@ -10,6 +10,7 @@ import matplotlib.ticker
 import numpy as np
 import pandas as pd
 
+from infscale.estimators import auroc
 from infscale.io import read_json, read_jsonl
 from infscale.reports.plots import distinct_palette, plt, save_figure, sns
 from infscale.reports.tables import write_table
@@ -17,20 +18,6 @@ from infscale.reports.tables import write_table
 # The four rules of the study's accuracy-vs-N figure; best_of_n weighted by a confidence label is BestConf.
 RULE_NAMES = {"majority": "majority", "weighted_majority": "weighted majority", "best_of_n": "best conf",
               "best_conf": "best conf", "pass": "pass@N"}
-
-
-def auroc(scores: Sequence[float], labels: Sequence[bool]) -> float:
-    """Area under the ROC curve of `scores` separating True from False labels (Mann-Whitney U with tied scores
-    counted half); NaN when only one class is present."""
-    scores = np.asarray(scores, dtype=float)
-    labels = np.asarray(labels, dtype=bool)
-    if scores.shape != labels.shape:
-        raise ValueError(f"scores ({scores.shape}) and labels ({labels.shape}) differ in shape")
-    n_pos, n_neg = int(labels.sum()), int((~labels).sum())
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    ranks = pd.Series(scores).rank(method="average").to_numpy()  # ties share their mean rank
-    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def calibration_bins(confidence: Sequence[float], correct: Sequence[bool], n_bins: int = 10) -> pd.DataFrame:

@@ -3,16 +3,16 @@
 - `hub`: a Math-Shepherd-style PRM loaded by `from_pretrained` (GPU studies). The solution is written with a
   step tag after every step; a step's score is P(good) / (P(good) + P(bad)) of the label tokens at its tag.
   Tag, label tokens and template are configurable, so RLHFlow-style PRMs fit as well.
-- `value_head`: an offline PRM, a logistic value head on a causal LM's last hidden state at each step's end,
-  trained on Monte-Carlo rollout labels (`infscale.scoring.prm_train`). When it reads the hidden states of
-  the model that generates (tree search), scoring a node costs a dot product: the tree already has them.
+- `value_head`: an offline PRM, a logistic value head on what a causal LM makes of each step (its
+  `step_surprisal`: log-probabilities of the step's tokens, and/or its last hidden state at the step's end),
+  trained on Monte-Carlo rollout labels (`infscale.scoring.prm_train`). When it reads the model that
+  generates (tree search), scoring a node costs a dot product: the tree already has both.
 
 Steps are split by `split_steps` (separator configurable; blank pieces join the step before them).
 """
 
 from __future__ import annotations
 
-import math
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -25,6 +25,8 @@ from infscale.compute import ModelDims, sequence_flops
 from infscale.io import ResumableJsonlWriter, read_json, read_jsonl
 
 KINDS = ("hub", "value_head")
+# what a value head reads at each step: the hidden state at the step's end and/or `step_surprisal`
+FEATURES = ("hidden", "surprisal")
 
 
 @dataclass(frozen=True)
@@ -47,11 +49,13 @@ class PRMConfig:
     model: str | None = None
     n_rollouts: int = 4                  # sampled solutions per training problem
     n_completions: int = 4               # Monte-Carlo completions per step prefix
-    temperature: float = 1.0
+    temperature: float = 1.0             # of the sampled training solutions (the policy's)
+    completion_temperature: float | None = None   # of the Monte-Carlo completions (None: `temperature`)
     max_new_tokens: int = 64
     stop: list[str] = field(default_factory=lambda: ["\n\n", "Q:"])
     holdout_fraction: float = 0.25       # training problems kept out of the fit, for the quality table
     l2: float = 1e-2                     # ridge penalty of the value head's logistic regression
+    features: list[str] = field(default_factory=lambda: ["surprisal"])
     prompt: dict[str, Any] = field(default_factory=dict)
     # filled in by the workflow: the trained head / the model spec it reads
     path: str | None = None
@@ -66,6 +70,9 @@ class PRMConfig:
             raise ValueError(f"scorers.{self.name}: a value-head PRM needs `model` (a name under `models:`)")
         if not self.step_separator:
             raise ValueError(f"scorers.{self.name}.step_separator: must be non-empty")
+        if not self.features or set(self.features) - set(FEATURES):
+            raise ValueError(f"scorers.{self.name}.features: expected a non-empty list of {list(FEATURES)}, "
+                             f"got {self.features!r}")
 
     @classmethod
     def from_config(cls, name: str, cfg: dict[str, Any]) -> "PRMConfig":
@@ -197,34 +204,58 @@ class HubPRM(StepScorer):
 
 @dataclass
 class ValueHead:
-    """sigmoid(w · (h - mean) / std + b) on a hidden state h."""
+    """sigmoid(w · (x - mean) / std + b) on a step's feature vector x (`step_features` of `features`)."""
 
     weight: torch.Tensor
     bias: float
     mean: torch.Tensor
     std: torch.Tensor
+    features: tuple[str, ...] = ("surprisal",)
 
-    def __call__(self, hidden: torch.Tensor) -> torch.Tensor:
-        z = (hidden.float().cpu() - self.mean) / self.std
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        z = (x.float().cpu() - self.mean) / self.std
         return torch.sigmoid(z @ self.weight + self.bias)
 
     def save(self, path: str | Path, **info: Any) -> None:
         from infscale.io import atomic_open
 
         with atomic_open(path, "wb") as f:
-            torch.save({"weight": self.weight, "bias": self.bias, "mean": self.mean, "std": self.std, **info}, f)
+            torch.save({"weight": self.weight, "bias": self.bias, "mean": self.mean, "std": self.std,
+                        "features": list(self.features), **info}, f)
 
     @classmethod
     def load(cls, path: str | Path) -> "ValueHead":
         data = torch.load(path, map_location="cpu")
-        return cls(data["weight"], float(data["bias"]), data["mean"], data["std"])
+        return cls(data["weight"], float(data["bias"]), data["mean"], data["std"], tuple(data["features"]))
+
+
+def step_surprisal(token_logprobs: list[float], token_texts: list[str]) -> list[float]:
+    """The reading model's surprise at one step: mean and min log-probability of its tokens, then of its tokens
+    that hold a digit (0 where there are none).
+
+    A linear head on hidden states cannot form these: a token's log-probability pairs the hidden state before
+    it with that token's embedding, and an arithmetic slip ("6 - 8 = 1") is a number the model itself found
+    unlikely. Number tokens get their own pair because the words around them are surprising for other reasons.
+    """
+    numbers = [lp for lp, text in zip(token_logprobs, token_texts) if any(ch.isdigit() for ch in text)]
+    return [sum(group) / len(group) if group else 0.0 for group in (token_logprobs, numbers)] + \
+           [min(group) if group else 0.0 for group in (token_logprobs, numbers)]
+
+
+def step_features(hidden: torch.Tensor, token_logprobs: list[float], token_texts: list[str],
+                  features: tuple[str, ...] | list[str]) -> torch.Tensor:
+    """A value head's input for one step, in the order of `features` (`FEATURES`): the hidden state at the
+    step's end ([d_model]) and/or its `step_surprisal` ([4])."""
+    parts = {"hidden": lambda: hidden.float().cpu(),
+             "surprisal": lambda: torch.tensor(step_surprisal(token_logprobs, token_texts))}
+    return torch.cat([parts[name]() for name in features])
 
 
 @torch.inference_mode()
-def step_end_hidden(lm: Any, prompts: list[str], steps: list[list[str]], batch_size: int = 16
-                    ) -> tuple[list[torch.Tensor], list[float]]:
-    """The last-layer hidden state at the end of every step of `prompt + "".join(steps)`, one
-    [n_steps, d_model] tensor per path, and the forward FLOPs each path cost.
+def path_step_features(lm: Any, prompts: list[str], steps: list[list[str]], features: tuple[str, ...] | list[str],
+                       batch_size: int = 16) -> tuple[list[torch.Tensor], list[float]]:
+    """`step_features` of every step of `prompt + "".join(steps)`, one [n_steps, n_features] tensor per
+    path, and the forward FLOPs each path cost.
 
     Paths that share a prompt (a question's samples) share one encoding of it: the prompt is encoded once
     and its KV cache repeated for their completions, which are tokenized on their own, as during generation.
@@ -234,7 +265,7 @@ def step_end_hidden(lm: Any, prompts: list[str], steps: list[list[str]], batch_s
 
     tok, model = lm.tokenizer, lm.model
     dims = ModelDims.from_config(model.config.to_dict())
-    features: list[torch.Tensor | None] = [None] * len(prompts)
+    per_path: list[torch.Tensor | None] = [None] * len(prompts)
     flops = [0.0] * len(prompts)
     groups: dict[str, list[int]] = {}
     for i, prompt in enumerate(prompts):
@@ -244,8 +275,9 @@ def step_end_hidden(lm: Any, prompts: list[str], steps: list[list[str]], batch_s
         out = model(input_ids=ids, use_cache=True, output_hidden_states=True, logits_to_keep=1)
         prompt_kv = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
         prompt_last = out.hidden_states[-1][0, -1].float().cpu()
+        prompt_logprobs = torch.log_softmax(out.logits[0, -1].float(), -1).cpu()
         n_prompt = ids.shape[1]
-        flops[members[0]] += sequence_flops(dims, 0, n_prompt, n_logits=0)
+        flops[members[0]] += sequence_flops(dims, 0, n_prompt, n_logits=1)
         for start in range(0, len(members), batch_size):
             chunk = members[start : start + batch_size]
             texts = ["".join(steps[i]) for i in chunk]
@@ -253,30 +285,44 @@ def step_end_hidden(lm: Any, prompts: list[str], steps: list[list[str]], batch_s
                       add_special_tokens=False)
             offsets = enc.pop("offset_mapping").tolist()
             width = enc["input_ids"].shape[1]
-            hidden = None
+            hidden = token_logprobs = None
             if width:
                 rows = len(chunk)
                 cache = DynamicCache(ddp_cache_data=[(k.expand(rows, -1, -1, -1).contiguous(),
                                                       v.expand(rows, -1, -1, -1).contiguous()) for k, v in prompt_kv])
                 mask = torch.cat([torch.ones(rows, n_prompt, dtype=torch.long), enc["attention_mask"]], dim=-1)
                 positions = torch.arange(n_prompt, n_prompt + width).expand(rows, -1)
-                hidden = model(input_ids=enc["input_ids"].to(lm.device), attention_mask=mask.to(lm.device),
-                               position_ids=positions.to(lm.device), past_key_values=cache, use_cache=True,
-                               output_hidden_states=True, logits_to_keep=1).hidden_states[-1].float().cpu()
+                out = model(input_ids=enc["input_ids"].to(lm.device), attention_mask=mask.to(lm.device),
+                            position_ids=positions.to(lm.device), past_key_values=cache, use_cache=True,
+                            output_hidden_states=True)
+                hidden = out.hidden_states[-1].float().cpu()
+                # log P(token j) comes from the logits at j - 1; the first token's from the prompt's last
+                logits = out.logits[:, :-1].float()
+                following = enc["input_ids"][:, 1:].to(logits.device)
+                later = (logits.gather(-1, following[..., None])[..., 0] - logits.logsumexp(-1)).cpu()
+                first = prompt_logprobs[enc["input_ids"][:, 0]]
+                token_logprobs = torch.cat([first[:, None], later], dim=-1)
             for row, i in enumerate(chunk):
                 n_tokens = int(enc["attention_mask"][row].sum()) if width else 0
-                flops[i] += sequence_flops(dims, n_prompt, n_tokens, n_logits=0)
+                flops[i] += sequence_flops(dims, n_prompt, n_tokens)
                 ends, cut = [], 0
                 for step in steps[i]:
                     cut += len(step)
                     ends.append(cut)
                 real = offsets[row][:n_tokens]
-                vectors = []
+                texts = [tok.decode([t]) for t in enc["input_ids"][row, :n_tokens].tolist()]
+                vectors, first_token = [], 0
                 for end, position in zip(ends, _step_end_positions(real, ends) if real else [0] * len(ends)):
-                    # a step with no token of its own (empty text) ends where the prompt does
-                    vectors.append(hidden[row, position] if real and real[0][0] < end else prompt_last)
-                features[i] = torch.stack(vectors)
-    return features, flops
+                    if real and real[0][0] < end and position >= first_token:
+                        vectors.append(step_features(hidden[row, position],
+                                                     token_logprobs[row, first_token : position + 1].tolist(),
+                                                     texts[first_token : position + 1], features))
+                        first_token = position + 1
+                    else:   # a step with no token of its own ends where the path before it does
+                        vectors.append(step_features(hidden[row, position] if real and real[0][0] < end
+                                                     else prompt_last, [], [], features))
+                per_path[i] = torch.stack(vectors)
+    return per_path, flops
 
 
 class ValueHeadPRM(StepScorer):
@@ -288,7 +334,7 @@ class ValueHeadPRM(StepScorer):
         self.dims = ModelDims.from_config(lm.model.config.to_dict())
 
     def score_paths(self, questions, prompts, steps):
-        features, flops = step_end_hidden(self.lm, prompts, steps, self.cfg.batch_size)
+        features, flops = path_step_features(self.lm, prompts, steps, self.head.features, self.cfg.batch_size)
         scores = [self.head(f).tolist() for f in features]
         # the forward passes (no logits), plus the head's dot products
         return scores, [f + 2.0 * feats.numel() for f, feats in zip(flops, features)]
@@ -298,8 +344,10 @@ class ValueHeadPRM(StepScorer):
             return super().score_nodes(question, prompt, nodes, children)
         if not children:
             return [], 0.0
-        hidden = torch.stack([c.hidden for c in children])
-        return self.head(hidden).tolist(), 2.0 * hidden.numel()
+        decode = self.lm.tokenizer.decode
+        features = torch.stack([step_features(c.hidden, c.token_logprobs, [decode([t]) for t in c.token_ids],
+                                              self.head.features) for c in children])
+        return self.head(features).tolist(), 2.0 * features.numel()
 
 
 def load_scorer(cfg: dict[str, Any] | PRMConfig, policy_model: Any = None, device: str = "auto") -> StepScorer:
@@ -353,23 +401,3 @@ def score_responses(samples_path: str | Path, questions_path: str | Path, scorer
                 "id": r["id"], "sample": r["sample"], "scorer": cfg.name, "step_scores": s, "score": s[-1],
                 "flops": f, "seconds": seconds / len(batch)} for r, s, f in zip(batch, scores, flops)])
     writer.finish(sort_key=lambda r: (r["id"], r["sample"]))
-
-
-def auroc(scores: list[float], labels: list[bool]) -> float:
-    """Area under the ROC curve (Mann-Whitney U, ties count half); NaN when one class is absent."""
-    pos = [s for s, y in zip(scores, labels) if y]
-    neg = [s for s, y in zip(scores, labels) if not y]
-    if not pos or not neg:
-        return math.nan
-    ranked = sorted((s, i) for i, s in enumerate(scores))
-    ranks = [0.0] * len(scores)
-    i = 0
-    while i < len(ranked):
-        j = i
-        while j + 1 < len(ranked) and ranked[j + 1][0] == ranked[i][0]:
-            j += 1
-        for k in range(i, j + 1):
-            ranks[ranked[k][1]] = (i + j) / 2 + 1
-        i = j + 1
-    rank_sum = sum(r for r, y in zip(ranks, labels) if y)
-    return (rank_sum - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg))

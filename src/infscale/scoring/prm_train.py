@@ -20,11 +20,12 @@ from typing import Any
 
 import torch
 
+from infscale.estimators import auroc, auroc_ci
 from infscale.grading import answers_equivalent, extract_answer
 from infscale.io import read_json, read_jsonl, write_json
 from infscale.models.hf import SamplingParams, load_model, sample_continuations
 from infscale.prompts import PromptConfig, build_prompt
-from infscale.scoring.prm import PRMConfig, ValueHead, auroc, split_steps, step_end_hidden
+from infscale.scoring.prm import PRMConfig, ValueHead, path_step_features, split_steps
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,8 @@ def rollout_labels(lm: Any, problems: list[dict[str, Any]], shots: list[dict[str
                    generator: torch.Generator) -> list[dict[str, Any]]:
     """Sampled solutions with per-step Monte-Carlo values: dicts with prompt, steps, values, correct, id."""
     params = SamplingParams(cfg.temperature, 1.0, cfg.max_new_tokens, tuple(cfg.stop))
+    completion_temperature = cfg.temperature if cfg.completion_temperature is None else cfg.completion_temperature
+    completion_params = SamplingParams(completion_temperature, 1.0, cfg.max_new_tokens, tuple(cfg.stop))
     prompt_cfg = PromptConfig(**cfg.prompt)
     solutions = []
     batch = max(1, 64 // cfg.n_rollouts)     # ~64 sequences decoded together
@@ -50,7 +53,9 @@ def rollout_labels(lm: Any, problems: list[dict[str, Any]], shots: list[dict[str
                 right = _is_right(cont.text, problem["answer"])
                 solutions.append({"id": problem["id"], "prompt": prompt, "steps": steps, "correct": right,
                                   "values": [None] * (len(steps) - 1) + [float(right)],
-                                  "reference": problem["answer"]})
+                                  "reference": problem["answer"],
+                                  "on_reference": follows_reference(steps, problem.get("meta", {}).get("solution"),
+                                                                    cfg.step_separator)})
     # every non-final prefix of every solution, completed n_completions times, in batches
     prefixes = [(s, k) for s in solutions for k in range(len(s["steps"]) - 1)]
     log.info("%d solutions (%d right), %d step prefixes to complete %d times", len(solutions),
@@ -59,15 +64,37 @@ def rollout_labels(lm: Any, problems: list[dict[str, Any]], shots: list[dict[str
     for start in range(0, len(prefixes), batch):
         chunk = prefixes[start : start + batch]
         prompts = [s["prompt"] + "".join(s["steps"][: k + 1]) for s, k in chunk]
-        groups = sample_continuations(lm, prompts, cfg.n_completions, params, generator)
+        groups = sample_continuations(lm, prompts, cfg.n_completions, completion_params, generator)
         for (s, k), group in zip(chunk, groups):
             done = "".join(s["steps"][: k + 1])
             s["values"][k] = sum(_is_right(done + c.text, s["reference"]) for c in group) / len(group)
     return solutions
 
 
-def fit_value_head(features: torch.Tensor, labels: torch.Tensor, l2: float, steps: int = 200) -> ValueHead:
-    """L2-regularised logistic regression on standardised features, soft labels, full-batch L-BFGS."""
+def _normalise_step(step: str) -> str:
+    return " ".join(step.split()).rstrip(".")
+
+
+def follows_reference(steps: list[str], solution: str | None, separator: str = "\n") -> list[bool] | None:
+    """For each non-final step: do the steps up to it repeat the reference worked solution's first steps
+    (whitespace and a final full stop aside)? None when the problem has no worked solution.
+
+    A label that does not depend on the policy's luck: Monte-Carlo labels of a weak policy are mostly 0 even
+    for right prefixes, because their completions fail later."""
+    if not solution:
+        return None
+    reference = [_normalise_step(s) for s in split_steps(solution, separator)]
+    labels, on_track = [], True
+    for k, step in enumerate(steps[:-1]):
+        on_track = on_track and k < len(reference) and _normalise_step(step) == reference[k]
+        labels.append(on_track)
+    return labels
+
+
+def fit_value_head(features: torch.Tensor, labels: torch.Tensor, l2: float, names: list[str] | tuple[str, ...],
+                   steps: int = 200) -> ValueHead:
+    """L2-regularised logistic regression on standardised features, soft labels, full-batch L-BFGS.
+    `names`: which `step_features` the columns are (kept with the head, so scoring builds the same ones)."""
     mean = features.mean(0)
     std = features.std(0).clamp(min=1e-6)
     z = (features - mean) / std
@@ -83,7 +110,7 @@ def fit_value_head(features: torch.Tensor, labels: torch.Tensor, l2: float, step
         return loss
 
     optimiser.step(closure)
-    return ValueHead(weight.detach(), float(bias.detach()), mean, std)
+    return ValueHead(weight.detach(), float(bias.detach()), mean, std, tuple(names))
 
 
 def train_value_head(train_path: str | Path, model_spec_path: str | Path, scorer_cfg: dict[str, Any],
@@ -116,48 +143,45 @@ def train_value_head(train_path: str | Path, model_spec_path: str | Path, scorer
     rollout_seconds = time.perf_counter() - began
     log.info("rollouts: %d + %d solutions in %.1f s", len(fit_solutions), len(held_solutions), rollout_seconds)
 
-    def featurise(solutions):
-        feats, _ = step_end_hidden(lm, [s["prompt"] for s in solutions], [s["steps"] for s in solutions],
-                                   cfg.batch_size)
+    def featurise(solutions, features=cfg.features):
+        feats, _ = path_step_features(lm, [s["prompt"] for s in solutions], [s["steps"] for s in solutions],
+                                      features, cfg.batch_size)
         return feats
 
-    fit_feats = featurise(fit_solutions)
-    x = torch.cat(fit_feats)
+    x = torch.cat(featurise(fit_solutions))
     y = torch.tensor([v for s in fit_solutions for v in s["values"]], dtype=torch.float32)
-    head = fit_value_head(x, y, cfg.l2)
+    head = fit_value_head(x, y, cfg.l2, cfg.features)
     head.save(head_output, scorer=cfg.name, dataset=dataset, model=cfg.model, model_path=spec["path"])
 
     held_scores = [head(f).tolist() for f in featurise(held_solutions)]
-    step_scores = [v for s in held_scores for v in s]
-    step_labels = [v > 0 for s in held_solutions for v in s["values"]]
-    final_right = [s["correct"] for s in held_solutions]
+    # the untrained reference: the policy's mean token log-probability of the step (column 0 of surprisal)
+    baseline_scores = [f[:, 0].tolist() for f in featurise(held_solutions, ["surprisal"])]
+    problem = [s["id"] for s in held_solutions]
+    step_labels = [[v > 0 for v in s["values"]] for s in held_solutions]
+    final_right = [[s["correct"]] for s in held_solutions]
+    measures = {
+        "step_auroc": (held_scores, step_labels),
+        "final_auroc_last": ([[s[-1]] for s in held_scores], final_right),
+        "final_auroc_min": ([[min(s)] for s in held_scores], final_right),
+        "baseline_step_auroc": (baseline_scores, step_labels),
+    }
+    # where the problems come with a step-wise worked solution: non-final steps vs "still on the reference path"
+    referenced = [i for i, s in enumerate(held_solutions) if s["on_reference"] is not None]
+    measures["reference_step_auroc"] = ([held_scores[i][:-1] for i in referenced],
+                                        [held_solutions[i]["on_reference"] for i in referenced])
     quality = {
-        "scorer": cfg.name, "dataset": dataset, "model": cfg.model,
+        "scorer": cfg.name, "dataset": dataset, "model": cfg.model, "features": "+".join(cfg.features),
         "n_fit_problems": len(fit), "n_heldout_problems": len(held),
-        "n_fit_steps": int(len(y)), "n_heldout_steps": len(step_scores),
-        "heldout_solution_accuracy": 100.0 * sum(final_right) / len(final_right),
-        "heldout_positive_steps": 100.0 * sum(step_labels) / len(step_labels),
-        "step_auroc": auroc(step_scores, step_labels),
-        "final_auroc_last": auroc([s[-1] for s in held_scores], final_right),
-        "final_auroc_min": auroc([min(s) for s in held_scores], final_right),
+        "n_fit_steps": int(len(y)), "n_heldout_steps": sum(map(len, step_labels)),
+        "heldout_solution_accuracy": 100.0 * sum(r for [r] in final_right) / len(final_right),
+        "heldout_positive_steps": 100.0 * sum(map(sum, step_labels)) / sum(map(len, step_labels)),
         "fit_step_auroc": auroc(head(x).tolist(), [v > 0 for v in y.tolist()]),
         "rollout_seconds": rollout_seconds, "seconds": time.perf_counter() - began,
     }
+    for name, (scores, labels) in measures.items():
+        groups = problem if name != "reference_step_auroc" else [problem[i] for i in referenced]
+        quality[name] = auroc([v for s in scores for v in s], [v for s in labels for v in s])
+        quality[f"{name}_lo"], quality[f"{name}_hi"] = auroc_ci(scores, labels, groups, seed=seed)
     write_json(quality_output, quality)
     return quality
 
-
-def quality_table(paths: list[str | Path], csv_output: str | Path, md_output: str | Path) -> None:
-    """`results/tables/prm_quality.csv` / `.md`: one row per trained PRM."""
-    import pandas as pd
-
-    from infscale.io import atomic_open
-
-    rows = [read_json(p) for p in paths]
-    columns = ["scorer", "dataset", "model", "n_fit_problems", "n_heldout_problems", "n_heldout_steps",
-               "heldout_solution_accuracy", "step_auroc", "final_auroc_last", "final_auroc_min", "fit_step_auroc"]
-    table = pd.DataFrame(rows, columns=columns)
-    with atomic_open(csv_output) as f:
-        table.to_csv(f, index=False)
-    with atomic_open(md_output) as f:
-        f.write(table.to_markdown(index=False, floatfmt=".3f") + "\n")
