@@ -1,7 +1,8 @@
 """Benchmark: our KV-sharing sampler vs transformers' `generate(num_return_sequences=M)`, side by side.
 
-HF `generate` re-encodes each prompt M times; `infscale.models.hf.sample_continuations` encodes it once and
-repeats its KV cache, and drops finished rows from the batch. Prints wall time, generated tokens/s and the
+HF `generate` re-encodes each prompt M times; `infscale.models.hf.sample_continuations` encodes the few-shot
+prefix the prompts share once, each prompt's own part once, repeats the KV cache for the M samples, and
+drops finished rows from the batch. Prints wall time, generated tokens/s and the
 ratio, on the embedded SmolLM2-135M (prepared by `make run` or converted here into .cache-tests).
 
     .venv/bin/python benchmarks/sampling_kv_sharing.py [--questions 8] [--samples 16] [--max-new-tokens 16]

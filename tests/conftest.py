@@ -101,8 +101,12 @@ def tiny_workflow(tmp_path: Path, prepared_smollm2: Path) -> Workflow:
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory, prepared_smollm2: Path) -> Workflow:
     """The tiny config run once end to end; tests read its outputs (and must not modify them)."""
-    workflow = Workflow(tmp_path_factory.mktemp("tiny-run"), yaml.safe_load(TINY_CONFIG.read_text()),
-                        models={"smollm2-135m": prepared_smollm2})
+    return run_config(tmp_path_factory.mktemp("tiny-run"), TINY_CONFIG, {"smollm2-135m": prepared_smollm2})
+
+
+def run_config(root: Path, config_path: Path, models: dict[str, Path]) -> Workflow:
+    """A workflow of `config_path`'s config in `root` with `models` linked, run once end to end."""
+    workflow = Workflow(root, yaml.safe_load(config_path.read_text()), models=models)
     workflow.run()
     return workflow
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import REPO, Workflow
+from conftest import REPO, Workflow, run_config
 from infscale.estimators import VOTE_TIE_RTOL, auroc, auroc_ci
 from infscale.io import read_json, read_jsonl
 from infscale.methods import build_config
@@ -222,10 +222,7 @@ def test_value_head_scores_match_a_manual_forward_pass(smollm):
 
 @pytest.fixture(scope="session")
 def search_run(tmp_path_factory: pytest.TempPathFactory, prepared_smollm2: Path) -> Workflow:
-    workflow = Workflow(tmp_path_factory.mktemp("search-run"), yaml.safe_load(SEARCH_CONFIG.read_text()),
-                        models={"smollm2-135m": prepared_smollm2})
-    workflow.run()
-    return workflow
+    return run_config(tmp_path_factory.mktemp("search-run"), SEARCH_CONFIG, {"smollm2-135m": prepared_smollm2})
 
 
 def _trees(workflow: Workflow, method: str) -> dict[str, dict]:

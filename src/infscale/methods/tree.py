@@ -24,7 +24,7 @@ import torch
 
 from infscale.compute import ModelDims, sequence_flops
 from infscale.grading import extract_answer
-from infscale.models.hf import LoadedModel, SamplingParams, sample_next
+from infscale.models.hf import LoadedModel, SamplingParams, decode_step, sample_next
 from infscale.prompts import PromptConfig, build_prompt
 from infscale.scoring.prm import StepScorer, load_scorer
 
@@ -207,17 +207,9 @@ def expand(lm: LoadedModel, parents: list[Node], counts: list[int], cfg: TreeSea
             feed.append(batch_row)
         if not feed:
             break
-        if len(feed) < len(active):
-            index = torch.tensor(feed, device=device)
-            cache.batch_select_indices(index)
-            mask, position, tokens = mask[index], position[index], tokens[index]
         rows_now = [active[r] for r in feed]
-        n_ctx = mask.sum(-1).tolist()
-        mask = torch.cat([mask, mask.new_ones(len(rows_now), 1)], dim=-1)
-        out = model(input_ids=tokens[:, None], attention_mask=mask, position_ids=position[:, None],
-                    past_key_values=cache, use_cache=True, output_hidden_states=True)
-        cache, logits, hidden = out.past_key_values, out.logits[:, -1, :], out.hidden_states[-1][:, -1, :]
-        position = position + 1
+        logits, hidden, mask, position = decode_step(model, cache, mask, position, tokens, feed, output_hidden=True)
+        n_ctx = (mask.sum(-1) - 1).tolist()      # positions each fed token attended to before itself
         stats.tokens_fed += len(rows_now)
         if dims is not None:
             stats.flops += sum(sequence_flops(dims, int(c), 1) for c in n_ctx)

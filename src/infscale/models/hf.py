@@ -124,6 +124,25 @@ def _find_stop(text: str, stops: tuple[str, ...]) -> int:
     return min(hits) if hits else -1
 
 
+def decode_step(model: Any, cache: Any, mask: torch.Tensor, positions: torch.Tensor, tokens: torch.Tensor,
+                keep: list[int], output_hidden: bool = False
+                ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor]:
+    """Feed one token per batch row from a KV cache (updated in place), after dropping every row not in `keep`.
+
+    Returns, for the kept rows: the next-token logits, the last hidden state (when `output_hidden`), the
+    attention mask including the new token and the next positions.
+    """
+    if len(keep) < len(tokens):
+        index = torch.tensor(keep, device=tokens.device)
+        cache.batch_select_indices(index)
+        mask, positions, tokens = mask[index], positions[index], tokens[index]
+    mask = torch.cat([mask, mask.new_ones(len(tokens), 1)], dim=-1)
+    out = model(input_ids=tokens[:, None], attention_mask=mask, position_ids=positions[:, None],
+                past_key_values=cache, use_cache=True, output_hidden_states=output_hidden)
+    hidden = out.hidden_states[-1][:, -1, :] if output_hidden else None
+    return out.logits[:, -1, :], hidden, mask, positions + 1
+
+
 MIN_SHARED_PREFIX = 8       # tokens: shorter common prefixes are not worth a separate forward pass
 
 
@@ -202,14 +221,8 @@ def sample_continuations(lm: LoadedModel, prompts: list[str], n: int, params: Sa
         if not keep:
             break
         if len(keep) < len(active):
-            index = torch.tensor(keep, device=device)
-            cache.batch_select_indices(index)
-            active, tokens, mask, next_position = active[index], tokens[index], mask[index], next_position[index]
-        mask = torch.cat([mask, mask.new_ones(len(active), 1)], dim=-1)
-        out = model(input_ids=tokens[:, None], attention_mask=mask, position_ids=next_position[:, None],
-                    past_key_values=cache, use_cache=True)
-        cache, logits = out.past_key_values, out.logits[:, -1, :]
-        next_position = next_position + 1
+            active = active[torch.tensor(keep, device=device)]
+        logits, _, mask, next_position = decode_step(model, cache, mask, next_position, tokens, keep)
 
     results: list[list[Continuation]] = []
     for p, length in enumerate(prompt_lengths):

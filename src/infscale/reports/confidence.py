@@ -12,7 +12,7 @@ import pandas as pd
 
 from infscale.estimators import auroc
 from infscale.io import read_json, read_jsonl
-from infscale.reports.plots import distinct_palette, plt, save_figure, sns
+from infscale.reports.plots import distinct_palette, panel_axes, plt, save_figure, sns
 from infscale.reports.tables import write_table
 
 # The four rules of the study's accuracy-vs-N figure; best_of_n weighted by a confidence label is BestConf.
@@ -153,12 +153,8 @@ def plot_rules_vs_n(table: pd.DataFrame, png_path: str | Path) -> None:
     """Accuracy against N for majority, weighted majority, best conf and pass@N, one panel per sampled run,
     with 95% CI bands."""
     table = table.assign(panel=table["dataset"] + " / " + table["model"] + " / " + table["method"])
-    panels = list(dict.fromkeys(table["panel"]))
-    selections = list(dict.fromkeys(table["selection"]))
-    palette = distinct_palette(selections)
-    sns.set_theme(style="whitegrid")
-    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.5), squeeze=False, sharey=True)
-    for ax, panel in zip(axes[0], panels):
+    fig, panels, palette = panel_axes(table, 6, 4.5)
+    for ax, panel in panels:
         sub = table[table["panel"] == panel]
         for selection, group in sub.groupby("selection", sort=False):
             group = group.sort_values("n")

@@ -35,6 +35,16 @@ def distinct_palette(names) -> dict:
     return dict(zip(names, colours))
 
 
+def panel_axes(data: pd.DataFrame, width: float, height: float):
+    """Side-by-side panels, one per distinct `data["panel"]` (in order of appearance), sharing the y-axis, and
+    one colour per distinct `data["selection"]`. Returns (figure, [(axis, panel name)], palette)."""
+    panels = list(dict.fromkeys(data["panel"]))
+    palette = distinct_palette(data["selection"])
+    sns.set_theme(style="whitegrid")
+    fig, axes = plt.subplots(1, len(panels), figsize=(width * len(panels), height), squeeze=False, sharey=True)
+    return fig, list(zip(axes[0], panels)), palette
+
+
 def rule_label(row: pd.Series) -> str:
     return f"{row['rule']}[{row['weight']}]" if row.get("weight") else row["rule"]
 
@@ -42,12 +52,8 @@ def rule_label(row: pd.Series) -> str:
 def plot_accuracy_vs_n(table: pd.DataFrame, png_path: str | Path) -> None:
     """Accuracy against the number of samples N for every rule, one panel per dataset/model, CI bands."""
     data = table.assign(selection=table.apply(rule_label, axis=1), panel=table["dataset"] + " / " + table["model"])
-    panels = list(dict.fromkeys(data["panel"]))
-    selections = list(dict.fromkeys(data["selection"]))
-    palette = distinct_palette(selections)
-    sns.set_theme(style="whitegrid")
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.2), squeeze=False, sharey=True)
-    for ax, panel in zip(axes[0], panels):
+    fig, panels, palette = panel_axes(data, 5.5, 4.2)
+    for ax, panel in panels:
         sub = data[data["panel"] == panel]
         sns.lineplot(data=sub, x="n", y="accuracy", hue="selection", style="method", markers=True, ax=ax,
                      palette=palette, errorbar=None)
@@ -114,14 +120,10 @@ def plot_accuracy_vs_cost(table: pd.DataFrame, png_path: str | Path, x: str = "t
     if table.empty:
         raise ValueError("plot_accuracy_vs_cost: empty table")
     data = _labelled(table).sort_values(x, kind="stable")
-    panels = list(dict.fromkeys(data["panel"]))
-    selections = list(dict.fromkeys(data["selection"]))
     methods = list(dict.fromkeys(data["method"]))
-    palette = distinct_palette(selections)
     markers = {m: MARKERS[i % len(MARKERS)] for i, m in enumerate(methods)}
-    sns.set_theme(style="whitegrid")
-    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.8), squeeze=False, sharey=True)
-    for ax, panel in zip(axes[0], panels):
+    fig, panels, palette = panel_axes(data, 6.5, 4.8)
+    for ax, panel in panels:
         sub = data[data["panel"] == panel]
         for (selection, method), group in sub.groupby(["selection", "method"], sort=False):
             ax.plot(group[x], group["accuracy"], color=palette[selection], marker=markers[method], markersize=6)
@@ -142,12 +144,12 @@ def plot_accuracy_vs_cost(table: pd.DataFrame, png_path: str | Path, x: str = "t
         ax.set_title(panel)
     # one legend for every panel, outside them (with many rules it would hide the curves)
     handles = [Line2D([], [], linestyle="", label="selection rule")]
-    handles += [Line2D([], [], color=palette[s], linewidth=2, label=s) for s in selections]
+    handles += [Line2D([], [], color=colour, linewidth=2, label=s) for s, colour in palette.items()]
     handles += [Line2D([], [], linestyle="", label="method")]
     handles += [Line2D([], [], color="gray", marker=markers[m], linestyle="", label=m) for m in methods]
     handles += [Line2D([], [], color="black", marker="o", markerfacecolor="none", markersize=9,
                        label=f"{FRONTIER_NAMES[x]}-optimal frontier\n(oracle rules excluded)")]
-    axes[0][-1].legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+    panels[-1][0].legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
     save_figure(fig, png_path)
 
 
