@@ -194,11 +194,12 @@ def test_step_surprisal_groups_all_tokens_and_number_tokens():
 
 
 @pytest.mark.slow
-def test_value_head_scores_match_a_manual_forward_pass(smollm):
+@pytest.mark.parametrize("features", [("hidden", "surprisal"), ("hidden",), ("surprisal",)])
+def test_value_head_scores_match_a_manual_forward_pass(smollm, features):
     """Hidden state at each step's end and the step tokens' log-probabilities, from one plain forward pass."""
     torch.manual_seed(0)
-    d = smollm.model.config.hidden_size + 4
-    head = ValueHead(torch.randn(d) * 0.1, 0.2, torch.zeros(d), torch.ones(d), ("hidden", "surprisal"))
+    d = smollm.model.config.hidden_size * ("hidden" in features) + 4 * ("surprisal" in features)
+    head = ValueHead(torch.randn(d) * 0.1, 0.2, torch.zeros(d), torch.ones(d), features)
     prm = ValueHeadPRM(PRMConfig("vh", "value_head", model="m"), head, smollm, reads_policy=True)
     prompt, steps = "Q: 4 - 1 - 7 =\nA:", [" 4 - 1 = 3\n", "3 - 7 = -4\n", "The answer is -4."]
     (scores,), _ = prm.score_paths(["q"], [prompt], [steps])
@@ -213,9 +214,9 @@ def test_value_head_scores_match_a_manual_forward_pass(smollm):
     for k, ids in enumerate(step_ids):
         token_logprobs = [float(logprobs[position + j - 1, t]) for j, t in enumerate(ids)]
         position += len(ids)
-        features = torch.cat([out.hidden_states[-1][0, position - 1],
-                              torch.tensor(step_surprisal(token_logprobs, [tok.decode([t]) for t in ids]))])
-        assert scores[k] == pytest.approx(float(head(features)), abs=1e-4)
+        parts = {"hidden": out.hidden_states[-1][0, position - 1],
+                 "surprisal": torch.tensor(step_surprisal(token_logprobs, [tok.decode([t]) for t in ids]))}
+        assert scores[k] == pytest.approx(float(head(torch.cat([parts[f] for f in features]))), abs=1e-4)
 
 
 # --- the tiny search pipeline ---------------------------------------------------------------------------

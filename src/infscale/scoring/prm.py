@@ -265,6 +265,7 @@ def path_step_features(lm: Any, prompts: list[str], steps: list[list[str]], feat
 
     tok, model = lm.tokenizer, lm.model
     dims = ModelDims.from_config(model.config.to_dict())
+    needs_logprobs = "surprisal" in features
     per_path: list[torch.Tensor | None] = [None] * len(prompts)
     flops = [0.0] * len(prompts)
     groups: dict[str, list[int]] = {}
@@ -292,31 +293,35 @@ def path_step_features(lm: Any, prompts: list[str], steps: list[list[str]], feat
                                                       v.expand(rows, -1, -1, -1).contiguous()) for k, v in prompt_kv])
                 mask = torch.cat([torch.ones(rows, n_prompt, dtype=torch.long), enc["attention_mask"]], dim=-1)
                 positions = torch.arange(n_prompt, n_prompt + width).expand(rows, -1)
+                # logits at every position only when the features need log-probabilities (0 keeps them all)
                 out = model(input_ids=enc["input_ids"].to(lm.device), attention_mask=mask.to(lm.device),
                             position_ids=positions.to(lm.device), past_key_values=cache, use_cache=True,
-                            output_hidden_states=True)
+                            output_hidden_states=True, logits_to_keep=0 if needs_logprobs else 1)
                 hidden = out.hidden_states[-1].float().cpu()
-                # log P(token j) comes from the logits at j - 1; the first token's from the prompt's last
-                logits = out.logits[:, :-1].float()
-                following = enc["input_ids"][:, 1:].to(logits.device)
-                later = (logits.gather(-1, following[..., None])[..., 0] - logits.logsumexp(-1)).cpu()
-                first = prompt_logprobs[enc["input_ids"][:, 0]]
-                token_logprobs = torch.cat([first[:, None], later], dim=-1)
+                token_logprobs = torch.zeros(rows, width)
+                if needs_logprobs:
+                    # log P(token j) comes from the logits at j - 1; the first token's from the prompt's last
+                    logits = out.logits[:, :-1].float()
+                    following = enc["input_ids"][:, 1:].to(logits.device)
+                    later = (logits.gather(-1, following[..., None])[..., 0] - logits.logsumexp(-1)).cpu()
+                    first = prompt_logprobs[enc["input_ids"][:, 0]]
+                    token_logprobs = torch.cat([first[:, None], later], dim=-1)
             for row, i in enumerate(chunk):
                 n_tokens = int(enc["attention_mask"][row].sum()) if width else 0
-                flops[i] += sequence_flops(dims, n_prompt, n_tokens)
+                flops[i] += sequence_flops(dims, n_prompt, n_tokens,
+                                           n_logits=n_tokens if needs_logprobs else min(1, n_tokens))
                 ends, cut = [], 0
                 for step in steps[i]:
                     cut += len(step)
                     ends.append(cut)
                 real = offsets[row][:n_tokens]
-                texts = [tok.decode([t]) for t in enc["input_ids"][row, :n_tokens].tolist()]
+                token_texts = [tok.decode([t]) for t in enc["input_ids"][row, :n_tokens].tolist()]
                 vectors, first_token = [], 0
                 for end, position in zip(ends, _step_end_positions(real, ends) if real else [0] * len(ends)):
                     if real and real[0][0] < end and position >= first_token:
                         vectors.append(step_features(hidden[row, position],
                                                      token_logprobs[row, first_token : position + 1].tolist(),
-                                                     texts[first_token : position + 1], features))
+                                                     token_texts[first_token : position + 1], features))
                         first_token = position + 1
                     else:   # a step with no token of its own ends where the path before it does
                         vectors.append(step_features(hidden[row, position] if real and real[0][0] < end
