@@ -4,13 +4,10 @@ tree machinery (`methods/tree.py`), so records, trees and costs have REBASE's fo
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 from infscale.methods import MethodSpec, register
 from infscale.methods.tree import TreeSearchConfig, beam_children, generate_tree
-from infscale.models.hf import LoadedModel
 
 
 @dataclass(frozen=True)
@@ -22,13 +19,8 @@ class BeamConfig(TreeSearchConfig):
         if not 1 <= self.beam_width <= self.width:
             raise ValueError(f"beam_width must be in 1..width ({self.width}), got {self.beam_width}")
 
-
-def generate(questions: list[dict[str, Any]], shots: list[dict[str, Any]], lm: LoadedModel, cfg: BeamConfig,
-             seed: int) -> Iterator[list[dict[str, Any]]]:
-    def policy(scores: list[float], width: int) -> list[int]:
-        return beam_children(scores, width, cfg.beam_width)
-
-    yield from generate_tree(questions, shots, lm, cfg, seed, policy)
+    def children(self, scores: list[float], width: int) -> list[int]:
+        return beam_children(scores, width, self.beam_width)
 
 
-SPEC = register(MethodSpec(kind="beam", config_class=BeamConfig, generate=generate))
+SPEC = register(MethodSpec(kind="beam", config_class=BeamConfig, generate=generate_tree))

@@ -5,13 +5,10 @@ their PRM scores (`allocate_children`). Its finished leaves are the responses; t
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 from infscale.methods import MethodSpec, register
 from infscale.methods.tree import TreeSearchConfig, allocate_children, generate_tree
-from infscale.models.hf import LoadedModel
 
 
 @dataclass(frozen=True)
@@ -23,13 +20,8 @@ class RebaseConfig(TreeSearchConfig):
         if self.softmax_temperature <= 0:
             raise ValueError(f"softmax_temperature must be > 0, got {self.softmax_temperature}")
 
-
-def generate(questions: list[dict[str, Any]], shots: list[dict[str, Any]], lm: LoadedModel, cfg: RebaseConfig,
-             seed: int) -> Iterator[list[dict[str, Any]]]:
-    def policy(scores: list[float], width: int) -> list[int]:
-        return allocate_children(scores, width, cfg.softmax_temperature)
-
-    yield from generate_tree(questions, shots, lm, cfg, seed, policy)
+    def children(self, scores: list[float], width: int) -> list[int]:
+        return allocate_children(scores, width, self.softmax_temperature)
 
 
-SPEC = register(MethodSpec(kind="rebase", config_class=RebaseConfig, generate=generate))
+SPEC = register(MethodSpec(kind="rebase", config_class=RebaseConfig, generate=generate_tree))

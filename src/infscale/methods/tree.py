@@ -7,8 +7,8 @@ generated token is fed to the model once, never re-encoded. After a step ends, i
 the node holds the logits of its first child token and the policy's hidden state at the step end (which the
 offline value-head PRM reads, at no extra forward pass).
 
-A search method only decides how many children each open node gets (`SearchPolicy`); `run_search` does the
-rest. Width accounting (REBASE): every finished node uses up one unit of width for good; the open nodes
+A search method only decides how many children each open node gets (its config's `children`, a
+`SearchPolicy`); `run_search` and `generate_tree` do the rest. Width accounting (REBASE): every finished node uses up one unit of width for good; the open nodes
 share what is left.
 """
 
@@ -56,6 +56,10 @@ class TreeSearchConfig:
         if not self.scorer:
             raise ValueError("a tree-search method needs `scorer:` (the name of an entry under `scorers:`)")
 
+    def children(self, scores: list[float], width: int) -> list[int]:
+        """The method's `SearchPolicy`: children per open node (in the order of `scores`) for `width` left."""
+        raise NotImplementedError(f"{type(self).__name__} does not say how to share width among open nodes")
+
     @property
     def prompt_config(self) -> PromptConfig:
         return PromptConfig(**self.prompt)
@@ -85,7 +89,6 @@ class Node:
     parent: int | None
     depth: int
     text: str = ""
-    tokens: int = 0                  # tokens of this step
     path_tokens: int = 0             # tokens from the root to here (the budget counts these)
     score: float | None = None
     finished: bool = False
@@ -94,6 +97,11 @@ class Node:
     hidden: torch.Tensor | None = field(default=None, repr=False)  # policy hidden state at the step's end
     token_ids: list[int] = field(default_factory=list, repr=False)         # the step's tokens
     token_logprobs: list[float] = field(default_factory=list, repr=False)  # the policy's log P of each
+
+    @property
+    def tokens(self) -> int:
+        """Tokens of this step."""
+        return len(self.token_ids)
 
     def record(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in ("index", "parent", "depth", "text", "tokens", "path_tokens", "score",
@@ -185,7 +193,6 @@ def expand(lm: LoadedModel, parents: list[Node], counts: list[int], cfg: TreeSea
                 continue
             child.token_ids.append(token)
             child.token_logprobs.append(logprob)
-            child.tokens += 1
             child.path_tokens += 1
             text = tok.decode(child.token_ids, skip_special_tokens=True)
             stops = [text.find(s) for s in cfg.stop if s and s in text]
@@ -388,8 +395,9 @@ def tree_record(question: dict[str, Any], nodes: list[Node], costs: dict[str, An
 
 
 def generate_tree(questions: list[dict[str, Any]], shots: list[dict[str, Any]], lm: LoadedModel,
-                  cfg: TreeSearchConfig, seed: int, policy: SearchPolicy) -> Iterator[list[dict[str, Any]]]:
-    """The `generate` of a tree-search method: one question at a time (its frontier is the batch)."""
+                  cfg: TreeSearchConfig, seed: int) -> Iterator[list[dict[str, Any]]]:
+    """The `generate` of every tree-search method, whose config's `children` shares out the width: one
+    question at a time (its frontier is the batch)."""
     prompt_cfg = cfg.prompt_config
     dims = ModelDims.from_config(lm.spec["config"])
     scorer = load_scorer(cfg.scorer, policy_model=lm)
@@ -397,7 +405,7 @@ def generate_tree(questions: list[dict[str, Any]], shots: list[dict[str, Any]], 
         prompt = build_prompt(question["question"], shots, prompt_cfg, lm.tokenizer)
         generator = torch.Generator(device=lm.device).manual_seed(seed * 1_000_003 + question["meta"]["index"])
         began = time.perf_counter()
-        nodes, costs = run_search(question, prompt, lm, scorer, cfg, policy, generator, dims)
+        nodes, costs = run_search(question, prompt, lm, scorer, cfg, cfg.children, generator, dims)
         if lm.device.type == "cuda":
             torch.cuda.synchronize()
         seconds = time.perf_counter() - began

@@ -9,14 +9,15 @@ from pathlib import Path
 
 import pandas as pd
 
+from infscale.aggregate import STEP_AGGREGATIONS
 from infscale.estimators import auroc, auroc_ci
 from infscale.io import read_json, read_jsonl
 from infscale.reports.tables import write_table
 
 TRAINED_MEASURES = ("step_auroc", "reference_step_auroc", "final_auroc_last", "final_auroc_min",
                     "baseline_step_auroc")
-# how a response's step scores become one number (the aggregation's weights use the same four)
-POOL_SCORES = {"last": lambda s: s[-1], "min": min, "mean": lambda s: sum(s) / len(s)}
+# how a response's step scores become one number: three of the aggregation's weights
+POOL_SCORES = ("last", "min", "mean")
 
 
 def trained_quality(paths: Sequence[str | Path]) -> pd.DataFrame:
@@ -49,8 +50,8 @@ def pool_quality(runs: Sequence[Sequence[str]], graded_paths: Sequence[str | Pat
         row = {"dataset": dataset, "model": model, "method": method, "scorer": scorer,
                "n_questions": pool["id"].nunique(), "n_responses": len(pool),
                "accuracy": 100.0 * pool["correct"].mean()}
-        for name, reduce in POOL_SCORES.items():
-            values = [[float(reduce(s))] for s in pool["step_scores"]]
+        for name in POOL_SCORES:
+            values = [[float(STEP_AGGREGATIONS[name](s))] for s in pool["step_scores"]]
             row[f"auroc_{name}"] = auroc([v for [v] in values], [c for [c] in correct])
             row[f"auroc_{name}_lo"], row[f"auroc_{name}_hi"] = auroc_ci(values, correct, pool["id"].tolist(),
                                                                         seed=seed)

@@ -341,7 +341,7 @@ class ValueHeadPRM(StepScorer):
     def score_paths(self, questions, prompts, steps):
         features, flops = path_step_features(self.lm, prompts, steps, self.head.features, self.cfg.batch_size)
         scores = [self.head(f).tolist() for f in features]
-        # the forward passes (no logits), plus the head's dot products
+        # the forward passes (logits only where the features read log-probabilities), plus the dot products
         return scores, [f + 2.0 * feats.numel() for f, feats in zip(flops, features)]
 
     def score_nodes(self, question, prompt, nodes, children):

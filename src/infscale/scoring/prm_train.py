@@ -3,11 +3,14 @@
 On the dataset's train split (disjoint from test; its first `n_shots` questions are the prompt's exemplars
 and are not trained on), the model samples `n_rollouts` solutions per problem. Each non-final step prefix is
 completed `n_completions` times; its label is the fraction of completions that reach the reference answer
-(a final step's label is whether its solution is right). A logistic head on the model's last hidden state at
-each step's end is fitted to these soft labels on part of the problems; the rest (by problem) measure it:
+(a final step's label is whether its solution is right). A logistic head on the model's `step_features`
+(its surprisal at the step's tokens and/or its last hidden state at the step's end) is fitted to these soft
+labels on part of the problems; the rest (by problem) measure it, with bootstrap intervals over problems:
 
 - step AUROC: step score vs "some completion of this prefix is right" (Math-Shepherd's hard estimate);
-- final-answer AUROC: the last step's score (and the minimum over steps) vs the solution being right.
+- reference step AUROC: non-final step scores vs "the steps so far repeat the worked solution";
+- final-answer AUROC: the last step's score (and the minimum over steps) vs the solution being right;
+- baseline step AUROC: the untrained mean token log-probability, for reference.
 """
 
 from __future__ import annotations
@@ -153,22 +156,29 @@ def train_value_head(train_path: str | Path, model_spec_path: str | Path, scorer
     head = fit_value_head(x, y, cfg.l2, cfg.features)
     head.save(head_output, scorer=cfg.name, dataset=dataset, model=cfg.model, model_path=spec["path"])
 
-    held_scores = [head(f).tolist() for f in featurise(held_solutions)]
-    # the untrained reference: the policy's mean token log-probability of the step (column 0 of surprisal)
-    baseline_scores = [f[:, 0].tolist() for f in featurise(held_solutions, ["surprisal"])]
+    held_features = featurise(held_solutions)
+    held_scores = [head(f).tolist() for f in held_features]
+    # the untrained reference: the policy's mean token log-probability of the step, the first surprisal
+    # column (after the hidden state when that comes first); computed apart only if the head does not read it
+    if "surprisal" in cfg.features:
+        column = 0 if cfg.features[0] == "surprisal" else lm.model.config.hidden_size
+    else:
+        column, held_features = 0, featurise(held_solutions, ["surprisal"])
+    baseline_scores = [f[:, column].tolist() for f in held_features]
     problem = [s["id"] for s in held_solutions]
     step_labels = [[v > 0 for v in s["values"]] for s in held_solutions]
     final_right = [[s["correct"]] for s in held_solutions]
-    measures = {
-        "step_auroc": (held_scores, step_labels),
-        "final_auroc_last": ([[s[-1]] for s in held_scores], final_right),
-        "final_auroc_min": ([[min(s)] for s in held_scores], final_right),
-        "baseline_step_auroc": (baseline_scores, step_labels),
-    }
     # where the problems come with a step-wise worked solution: non-final steps vs "still on the reference path"
     referenced = [i for i, s in enumerate(held_solutions) if s["on_reference"] is not None]
-    measures["reference_step_auroc"] = ([held_scores[i][:-1] for i in referenced],
-                                        [held_solutions[i]["on_reference"] for i in referenced])
+    measures = {   # name: (scores per path, labels per path, problem of each path)
+        "step_auroc": (held_scores, step_labels, problem),
+        "final_auroc_last": ([[s[-1]] for s in held_scores], final_right, problem),
+        "final_auroc_min": ([[min(s)] for s in held_scores], final_right, problem),
+        "baseline_step_auroc": (baseline_scores, step_labels, problem),
+        "reference_step_auroc": ([held_scores[i][:-1] for i in referenced],
+                                 [held_solutions[i]["on_reference"] for i in referenced],
+                                 [problem[i] for i in referenced]),
+    }
     quality = {
         "scorer": cfg.name, "dataset": dataset, "model": cfg.model, "features": "+".join(cfg.features),
         "n_fit_problems": len(fit), "n_heldout_problems": len(held),
@@ -178,8 +188,7 @@ def train_value_head(train_path: str | Path, model_spec_path: str | Path, scorer
         "fit_step_auroc": auroc(head(x).tolist(), [v > 0 for v in y.tolist()]),
         "rollout_seconds": rollout_seconds, "seconds": time.perf_counter() - began,
     }
-    for name, (scores, labels) in measures.items():
-        groups = problem if name != "reference_step_auroc" else [problem[i] for i in referenced]
+    for name, (scores, labels, groups) in measures.items():
         quality[name] = auroc([v for s in scores for v in s], [v for s in labels for v in s])
         quality[f"{name}_lo"], quality[f"{name}_hi"] = auroc_ci(scores, labels, groups, seed=seed)
     write_json(quality_output, quality)
