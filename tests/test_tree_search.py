@@ -16,7 +16,7 @@ from infscale.estimators import VOTE_TIE_RTOL, auroc, auroc_ci
 from infscale.io import read_json, read_jsonl
 from infscale.methods import build_config
 from infscale.methods.tree import allocate_children, beam_children
-from infscale.scoring.prm import HubPRM, PRMConfig, ValueHead, ValueHeadPRM, split_steps, step_surprisal
+from infscale.scoring.prm import HubPRM, PRMConfig, ValueHead, ValueHeadPRM, split_steps, step_end, step_surprisal
 
 SEARCH_CONFIG = REPO / "config" / "test-search-tiny.yaml"
 
@@ -93,12 +93,20 @@ def test_search_configs_check_their_keys():
 def test_split_steps_keeps_separators_and_glues_blank_lines():
     text = " 4 - 1 = 3\n3 - 7 = -4\n\nThe answer is -4."
     steps = split_steps(text)
-    assert steps == [" 4 - 1 = 3\n", "3 - 7 = -4\n\n", "The answer is -4."]
+    assert steps == [" 4 - 1 = 3\n", "3 - 7 = -4\n", "\nThe answer is -4."]   # a blank line starts the next step
     assert "".join(steps) == text
     assert split_steps("\n a\n") == ["\n a\n"]
     assert split_steps("") == [""]
     assert split_steps("a. ки b. ки", " ки") == ["a. ки", " b. ки"]
     assert split_steps("a || b || c", " || ") == ["a || ", "b || ", "c"]
+    assert split_steps("a\n \n\t\nb\n\n") == ["a\n", " \n\t\nb\n\n"]  # trailing blanks: the last step
+
+
+@pytest.mark.parametrize(("text", "start", "end"), [
+    ("a\nb", 0, 2), ("\n\na\nb", 0, 4), ("  \n", 0, -1), ("a\n\nb\n", 2, 5), ("ab", 0, -1),
+])
+def test_step_end_needs_content_before_the_separator(text, start, end):
+    assert step_end(text, "\n", start) == end
 
 
 def test_auroc_matches_pairwise_count():

@@ -18,6 +18,7 @@ class PromptConfig:
     style: str = "fewshot"
     n_shots: int = 3
     chat_template: str = "auto"   # auto: use the tokenizer's chat template when it has one | always | never
+    question_prefix: str = "Q: "  # before each question of the plain format (rebase.py writes none)
 
     def __post_init__(self) -> None:
         if self.style not in STYLES:
@@ -68,7 +69,7 @@ def build_prompt(question: str, shots: list[dict[str, Any]], cfg: PromptConfig, 
         text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         prefix = turns[-1][1]
         return text + (prefix if prefix else "")
-    blocks = [f"Q: {q}\nA: {a}" for q, a in turns[:-1]]
+    blocks = [f"{cfg.question_prefix}{q}\nA: {a}" for q, a in turns[:-1]]
     last_q, last_prefix = turns[-1]
-    blocks.append(f"Q: {last_q}\nA:" + (f" {last_prefix}" if last_prefix else ""))
+    blocks.append(f"{cfg.question_prefix}{last_q}\nA:" + (f" {last_prefix}" if last_prefix else ""))
     return "\n\n".join(blocks)
