@@ -569,3 +569,37 @@ def test_final_tests(final_test, markers, path, expected):
                              "final_markers": markers})
     node = Node(index=1, parent=0, depth=1, text=path, path_text=path)
     assert is_final(cfg, "Tom has 3 apples and gets 4 more. How many now?", node) is expected
+
+
+@pytest.mark.slow
+def test_a_methods_load_is_load_time_and_its_measured_flops_are_kept(tmp_path, prepared_smollm2, monkeypatch):
+    """What a method loads besides the policy (a search's PRM) counts as load time, not generation time, and
+    records that bring their own measured FLOPs (tree search) keep them."""
+    import time as time_module
+
+    from infscale import generate, methods
+    from infscale.io import write_jsonl
+
+    def load(lm, cfg):
+        time_module.sleep(0.5)
+        return {"extra": "loaded"}
+
+    def fake_generate(questions, shots, lm, cfg, seed, extra=None):
+        assert extra == "loaded"
+        for q in questions:
+            yield [{"id": q["id"], "sample": 0, "prompt": "P", "completion": " 1", "n_prompt_tokens": 3,
+                    "n_prefill_tokens": 3, "n_completion_tokens": 1, "n_thought_tokens": 0,
+                    "flops": {"prefill": 1.0, "decode": 2.0, "thought": 0.0, "scorer": 3.0}}]
+
+    spec = methods.MethodSpec(kind="fake_search", config_class=methods.get_method("rebase").config_class,
+                              generate=fake_generate, load=load)
+    monkeypatch.setitem(methods.METHODS, "fake_search", spec)
+    write_jsonl(tmp_path / "test.jsonl", [{"id": "a", "question": "1?", "answer": "1", "meta": {"index": 0}}])
+    write_jsonl(tmp_path / "train.jsonl", [])
+    generate.run_generation(tmp_path / "test.jsonl", tmp_path / "train.jsonl", prepared_smollm2 / "model.json", "s",
+                            {"kind": "fake_search", "width": 1, "scorer": {"kind": "hub"}}, tmp_path / "out.jsonl",
+                            tmp_path / "timing.json", device="cpu")
+    timing = read_json(tmp_path / "timing.json")
+    assert timing["load_seconds"] >= 0.5 > timing["generate_seconds"]
+    assert read_jsonl(tmp_path / "out.jsonl")[0]["flops"] == {"prefill": 1.0, "decode": 2.0, "thought": 0.0,
+                                                             "scorer": 3.0}
