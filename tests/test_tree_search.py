@@ -603,3 +603,18 @@ def test_a_methods_load_is_load_time_and_its_measured_flops_are_kept(tmp_path, p
     assert timing["load_seconds"] >= 0.5 > timing["generate_seconds"]
     assert read_jsonl(tmp_path / "out.jsonl")[0]["flops"] == {"prefill": 1.0, "decode": 2.0, "thought": 0.0,
                                                              "scorer": 3.0}
+
+
+def test_seed000_rebase_runs_as_rebase_py_does():
+    """config/seed000.yaml's REBASE methods carry rebase.py / rebase.yaml's protocol."""
+    from infscale.prompts import build_prompt
+
+    config = yaml.safe_load((REPO / "config" / "seed000.yaml").read_text())
+    for name, width in [("rebase_w3", 3), ("rebase_w6", 6), ("rebase_w16", 16)]:
+        cfg = build_config(name, {**config["methods"][name], "scorer": {"kind": "hub"}})
+        assert (cfg.width, cfg.max_step_tokens, cfg.max_total_tokens, cfg.max_depth) == (width, 96, 384, 25)
+        assert (cfg.temperature, cfg.softmax_temperature, cfg.min_score, cfg.stop) == (1.0, 0.2, 0.1, [])
+        assert cfg.final_test == "markers_or_number" and "The answer is" in cfg.final_markers
+        assert cfg.header(1) == "" and cfg.header(2) == "\nStep 2:" and cfg.separator(2) == ("Step 3", True)
+        assert build_prompt("Tom has 3 apples.", [], cfg.prompt_config) == \
+            "Tom has 3 apples.\nA: Let's think step by step."
