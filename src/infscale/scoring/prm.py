@@ -54,8 +54,11 @@ class PRMConfig:
     max_new_tokens: int = 64
     stop: list[str] = field(default_factory=lambda: ["\n\n", "Q:"])
     holdout_fraction: float = 0.25       # training problems kept out of the fit, for the quality table
-    l2: float = 1e-2                     # ridge penalty of the value head's logistic regression
-    features: list[str] = field(default_factory=lambda: ["surprisal"])
+    # ridge penalty of the value head's logistic regression, and what it reads (`FEATURES`); lists of
+    # candidates are chosen among on a validation split of the fit problems (never the held-out ones)
+    l2: float | list[float] = 1e-2
+    features: list[str] | list[list[str]] = field(default_factory=lambda: ["surprisal"])
+    validation_fraction: float = 0.25    # of the non-held-out problems, when there are candidates to choose
     prompt: dict[str, Any] = field(default_factory=dict)
     # filled in by the workflow: the trained head / the model spec it reads
     path: str | None = None
@@ -70,9 +73,20 @@ class PRMConfig:
             raise ValueError(f"scorers.{self.name}: a value-head PRM needs `model` (a name under `models:`)")
         if not self.step_separator:
             raise ValueError(f"scorers.{self.name}.step_separator: must be non-empty")
-        if not self.features or set(self.features) - set(FEATURES):
-            raise ValueError(f"scorers.{self.name}.features: expected a non-empty list of {list(FEATURES)}, "
-                             f"got {self.features!r}")
+        if any(not names or set(names) - set(FEATURES) for names in self.feature_sets):
+            raise ValueError(f"scorers.{self.name}.features: expected a non-empty list of {list(FEATURES)} (or a "
+                             f"list of such lists), got {self.features!r}")
+
+    @property
+    def feature_sets(self) -> list[tuple[str, ...]]:
+        """The candidate feature lists (one unless `features` lists several)."""
+        if self.features and all(isinstance(f, (list, tuple)) for f in self.features):
+            return [tuple(f) for f in self.features]
+        return [tuple(self.features)]
+
+    @property
+    def l2_values(self) -> list[float]:
+        return [float(v) for v in self.l2] if isinstance(self.l2, (list, tuple)) else [float(self.l2)]
 
     @classmethod
     def from_config(cls, name: str, cfg: dict[str, Any]) -> "PRMConfig":
