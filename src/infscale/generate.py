@@ -74,16 +74,19 @@ def run_generation(test_path: str | Path, train_path: str | Path, model_spec_pat
     lm = load_model(spec, device=device, dtype=spec.get("dtype", "auto"))
     log.info("loaded %s on %s in %.1f s", spec["name"], lm.device_name, lm.load_seconds)
     began = time.perf_counter()
+    loaded = method.load(lm, cfg) if method.load and todo else {}   # e.g. a search's PRM: load time too
+    load_seconds = lm.load_seconds + (time.perf_counter() - began)
+    began = time.perf_counter()
     with tqdm(total=len(todo), desc=f"{spec['name']}/{method_name}", unit="question") as progress, \
             _explain_out_of_memory(method_name, cfg):
-        for records in method.generate(todo, shots, lm, cfg, seed):
+        for records in method.generate(todo, shots, lm, cfg, seed, **loaded):
             for record in records:
                 record["method"] = method_name
-                generated = generation_flops(dims, record["n_prefill_tokens"], record["n_prompt_tokens"],
-                                             record["n_completion_tokens"], record["n_thought_tokens"],
-                                             **{k: record.get(k, 0) for k in ANSWER_TOKEN_FIELDS})
-                # search methods add their scorer's FLOPs (e.g. PRM passes) to the record themselves
-                record["flops"] = {**generated, "scorer": record.get("flops", {}).get("scorer", 0.0)}
+                # tree search measures its own per-node costs (and adds its PRM's); others are counted here
+                if "decode" not in record.get("flops", {}):
+                    record["flops"] = generation_flops(dims, record["n_prefill_tokens"], record["n_prompt_tokens"],
+                                                       record["n_completion_tokens"], record["n_thought_tokens"],
+                                                       **{k: record.get(k, 0) for k in ANSWER_TOKEN_FIELDS})
                 # seed 000's count: search methods set their own (rebase.py's per-node charge)
                 if "flops_seed000" not in record:
                     record["flops_seed000"] = seed000_sampling_flops(dims, decoding_steps(record))
@@ -92,7 +95,7 @@ def run_generation(test_path: str | Path, train_path: str | Path, model_spec_pat
     generate_seconds = time.perf_counter() - began
     writer.finish(sort_key=lambda r: (r["id"], r["sample"]))
     write_json(timing_output, {
-        "load_seconds": lm.load_seconds, "generate_seconds": generate_seconds, "device": lm.device_name,
+        "load_seconds": load_seconds, "generate_seconds": generate_seconds, "device": lm.device_name,
         "torch_threads": torch.get_num_threads(), "n_questions": len(todo),
     })
 

@@ -18,6 +18,7 @@ class PromptConfig:
     style: str = "fewshot"
     n_shots: int = 3
     chat_template: str = "auto"   # auto: use the tokenizer's chat template when it has one | always | never
+    question_prefix: str = "Q: "  # before each question of the plain format (rebase.py writes none)
     # start the text with the tokenizer's BOS token where its own encoding adds one (Mistral's does; seed 000
     # encodes its prompts with the tokenizer's defaults), since the samplers encode text without special tokens
     bos: bool = False
@@ -84,7 +85,7 @@ def _prompt_text(question: str, shots: list[dict[str, Any]], cfg: PromptConfig, 
         text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         prefix = turns[-1][1]
         return text + (prefix if prefix else "")
-    blocks = [f"Q: {q}\nA: {a}" for q, a in turns[:-1]]
+    blocks = [f"{cfg.question_prefix}{q}\nA: {a}" for q, a in turns[:-1]]
     last_q, last_prefix = turns[-1]
-    blocks.append(f"Q: {last_q}\nA:" + (f" {last_prefix}" if last_prefix else ""))
+    blocks.append(f"{cfg.question_prefix}{last_q}\nA:" + (f" {last_prefix}" if last_prefix else ""))
     return "\n\n".join(blocks)

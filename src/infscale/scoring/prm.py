@@ -83,36 +83,39 @@ class PRMConfig:
         return cls(name=name, **cfg)
 
 
-def split_steps(text: str, separator: str = "\n") -> list[str]:
-    """Steps of a solution, each keeping its trailing separator so that "".join(steps) == text.
+def step_end(text: str, separator: str, start: int = 0) -> int:
+    """Where the first step of `text[start:]` ends (just past its separator), or -1 while it goes on.
 
-    Pieces that are only whitespace are glued to the step before them (a blank line is not a step); a
-    leading blank piece is glued to the first step. A text with no content is one (empty) step.
+    A step needs content: a separator with only whitespace before it (a blank line when steps end at "\\n")
+    does not end a step, so blank lines join the step after them. The one rule for tree search (a step ends
+    here), PRM training and PRM scoring (`split_steps`).
     """
     if not separator:
         raise ValueError("step separator must be non-empty")
-    pieces, start = [], 0
+    cut = text.find(separator, start)
+    while cut >= 0 and not text[start:cut].strip():
+        cut = text.find(separator, cut + len(separator))
+    return cut + len(separator) if cut >= 0 else -1
+
+
+def split_steps(text: str, separator: str = "\n") -> list[str]:
+    """Steps of a solution, each keeping its trailing separator so that "".join(steps) == text.
+
+    Steps end where `step_end` says, so whitespace-only pieces (blank lines) join the step after them, as
+    they do in tree search; trailing whitespace joins the last step. A text with no content is one step.
+    """
+    steps, start = [], 0
     while True:
-        cut = text.find(separator, start)
-        if cut < 0:
-            if start < len(text):
-                pieces.append(text[start:])
+        end = step_end(text, separator, start)
+        if end < 0:
             break
-        pieces.append(text[start : cut + len(separator)])
-        start = cut + len(separator)
-    steps: list[str] = []
-    pending = ""
-    for piece in pieces:
-        if not piece.strip():
-            if steps:
-                steps[-1] += piece
-            else:
-                pending += piece
-            continue
-        steps.append(pending + piece)
-        pending = ""
-    if not steps:
-        return [text]
+        steps.append(text[start:end])
+        start = end
+    rest = text[start:]
+    if steps and not rest.strip():
+        steps[-1] += rest
+    elif rest or not steps:
+        steps.append(rest)
     return steps
 
 
