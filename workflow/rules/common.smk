@@ -20,6 +20,7 @@ wildcard_constraints:
     shard=r"\d+",
     scorer=_one_of(config.get("scorers", {})) or "(?!)",
     labeller=_one_of(config["models"]),
+    thinker=_one_of(config.get("thinkers", {})) or "(?!)",
 
 
 def uses_gpu():
@@ -41,6 +42,8 @@ def method_cfg(wildcards):
     cfg = config["methods"][wildcards.method]
     if "scorer" in cfg:  # tree search: its PRM's entry, resolved for this dataset (score.smk)
         cfg = {**cfg, "scorer": resolved_scorer(cfg["scorer"], wildcards.dataset)}
+    if "thinker" in cfg:  # Quiet-STaR: its trained weights for this dataset (quietstar.smk)
+        cfg = {**cfg, "thinker": resolved_thinker(cfg["thinker"], wildcards.dataset)}
     return cfg
 
 
@@ -114,7 +117,7 @@ def final_outputs():
         "figures/accuracy_vs_tflops.png",
         "figures/accuracy_vs_seconds.png",
         "figures/efficiency_ranking.png",
-    ] + prm_quality_outputs() + labelling_outputs()
+    ] + prm_quality_outputs() + labelling_outputs() + quietstar_outputs()
 
 
 # --- PRM scoring and tree search (score.smk) ---
@@ -190,3 +193,33 @@ def labelling_outputs():
         "figures/confidence_rules_vs_n.png",
         "figures/confidence_cost.png",
     ]
+
+
+# --- Quiet-STaR (quietstar.smk) ---
+
+
+def resolved_thinker(name, dataset):
+    """A `thinkers:` entry plus the weights file its training on `dataset`'s task writes."""
+    if name not in config.get("thinkers", {}):
+        raise ValueError(f"thinker {name!r} is not defined under `thinkers:` (known: {sorted(config.get('thinkers', {}))})")
+    return {**config["thinkers"][name], "name": name, "weights": f"results/quietstar/{dataset}/{name}/weights.pt"}
+
+
+def thinker_inputs(wildcards):
+    """The trained Quiet-STaR weights a Quiet-STaR method's generate job reads (none for other methods)."""
+    name = config["methods"][wildcards.method].get("thinker")
+    return [resolved_thinker(name, wildcards.dataset)["weights"]] if name else []
+
+
+def thinker_pairs():
+    """(dataset, thinker) of every Quiet-STaR method some run evaluates."""
+    return sorted({(d, config["methods"][m]["thinker"]) for d, _, m in RUNS if "thinker" in config["methods"][m]})
+
+
+def thinker_eval_tests(wildcards):
+    """Test splits of every dataset the thinker is evaluated on: their questions are never trained on."""
+    return [f"results/data/{d}/test.jsonl" for d, t in thinker_pairs() if t == wildcards.thinker]
+
+
+def quietstar_outputs():
+    return [f"results/quietstar/{d}/{t}/{name}" for d, t in thinker_pairs() for name in ("curves.png", "heldout.json")]

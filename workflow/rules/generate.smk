@@ -4,6 +4,7 @@ rule generate:
         train="results/data/{dataset}/train.jsonl",
         model="resources/models/{model}/model.json",
         prm=lambda w: search_scorer_inputs(w),  # tree search: its PRM (score.smk)
+        thinker=lambda w: thinker_inputs(w),  # Quiet-STaR: its trained weights (quietstar.smk)
     output:
         samples="results/gen/{dataset}/{model}/{method}/shard-{shard}.jsonl",
         timing="results/gen/{dataset}/{model}/{method}/shard-{shard}.timing.json",
@@ -13,7 +14,7 @@ rule generate:
         seed=config["seed"],
         device=config["device"],
         code=code_hash("infscale.generate", "infscale.methods", "infscale.models.hf", "infscale.prompts", "infscale.compute",
-                       "infscale.scoring.prm"),
+                       "infscale.scoring.prm", "infscale.train_quietstar"),
     threads: config.get("threads") or 2
     resources:
         gpu=GPU,

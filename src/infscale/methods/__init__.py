@@ -48,4 +48,4 @@ def build_config(name: str, cfg: dict[str, Any]) -> Any:
 
 def _load_builtin_methods() -> None:
     # importing a method module registers it; kept lazy so `import infscale` stays light
-    from infscale.methods import beam, rebase, sampling  # noqa: F401
+    from infscale.methods import beam, rebase, sampling, thinking  # noqa: F401

@@ -294,9 +294,64 @@ def from_official_state_dict(model: nn.Module, state_dict: dict[str, torch.Tenso
 
 
 @dataclass
+class _Sequence:
+    parent: int | None
+    charged: bool                                   # its ancestors' thoughts are counted as its own
+    thoughts: list[list[int]] = field(default_factory=list)
+
+
+@dataclass
 class ThoughtStats:
+    """Thoughts of the decoder's calls since the last reset: their fed positions, their tokens, and per
+    sequence (a batch row followed through the cache's batch operations, see `_TrackedCache`)."""
+
     n_thought_tokens: int = 0                        # positions fed for thoughts (start + T tokens + end each)
     thoughts: list[list[int]] = field(default_factory=list)   # sampled thought tokens, in call order
+    sequences: list[_Sequence] = field(default_factory=list)
+
+    def new_sequences(self, parents: list[int | None]) -> list[int]:
+        first = len(self.sequences)
+        seen: set[int | None] = set()
+        for parent in parents:
+            self.sequences.append(_Sequence(parent, charged=parent not in seen))
+            seen.add(parent)
+        return list(range(first, len(self.sequences)))
+
+    def responses(self, n: int) -> list[tuple[list[list[int]], int]]:
+        """(thoughts, thoughts charged) of the `n` sequences created last — the sampler's responses, in order:
+        a response reads its ancestors' thoughts (the prompt's) too; only the first child of each is charged."""
+        result = []
+        for index in range(len(self.sequences) - n, len(self.sequences)):
+            chain, charged, node, paying = [], 0, index, True
+            while node is not None:
+                seq = self.sequences[node]
+                chain = seq.thoughts + chain
+                charged += len(seq.thoughts) if paying else 0
+                paying = paying and seq.charged
+                node = seq.parent
+            result.append((chain, charged))
+        return result
+
+
+def _tracked_cache(config: Any, stats: ThoughtStats) -> Any:
+    """A DynamicCache that follows its rows through `batch_repeat_interleave` / `batch_select_indices` (the
+    sampler's batch operations), so each row's thoughts land in its own sequence."""
+    from transformers import DynamicCache
+
+    class _TrackedCache(DynamicCache):
+        rows: list[int] | None = None
+
+        def batch_repeat_interleave(self, repeats: int) -> None:
+            super().batch_repeat_interleave(repeats)
+            if self.rows is not None:
+                self.rows = stats.new_sequences([r for r in self.rows for _ in range(repeats)])
+
+        def batch_select_indices(self, indices: torch.Tensor) -> None:
+            super().batch_select_indices(indices)
+            if self.rows is not None:
+                self.rows = [self.rows[i] for i in indices.tolist()]
+
+    return _TrackedCache(config=config)
 
 
 class QuietStarDecoder(nn.Module):
@@ -335,12 +390,14 @@ class QuietStarDecoder(nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 position_ids: torch.Tensor | None = None, past_key_values: Any = None, use_cache: bool = True,
                 output_hidden_states: bool = False, logits_to_keep: int = 0, **_: Any) -> Any:
-        from transformers import DynamicCache
         from transformers.modeling_outputs import CausalLMOutputWithPast
 
         qs = self.qs
         B, n = input_ids.shape
-        cache = past_key_values if past_key_values is not None else DynamicCache(config=qs.model.config)
+        cache = past_key_values if past_key_values is not None else _tracked_cache(qs.model.config, self.stats)
+        rows = getattr(cache, "rows", None)
+        if rows is None and past_key_values is None:
+            rows = cache.rows = self.stats.new_sequences([None] * B)
         past = cache.get_seq_length()
         device = input_ids.device
         if attention_mask is None:
@@ -377,5 +434,7 @@ class QuietStarDecoder(nn.Module):
         thought = torch.stack(tokens, -1).tolist()
         self.stats.n_thought_tokens += B * (qs.n_thought_tokens + 2)
         self.stats.thoughts.extend(thought)
+        for row, tokens_of_row in zip(rows or [], thought):
+            self.stats.sequences[row].thoughts.append(tokens_of_row)
         return CausalLMOutputWithPast(logits=logits, past_key_values=cache,
                                       hidden_states=(hidden,) if output_hidden_states else None)

@@ -34,11 +34,15 @@ class SamplingConfig:
     def params(self) -> SamplingParams:
         return SamplingParams(self.temperature, self.top_p, self.max_new_tokens, tuple(self.stop))
 
+    @property
+    def questions_per_batch(self) -> int:
+        return max(1, self.batch_size // self.n_samples)
+
 
 def generate(questions: list[dict[str, Any]], shots: list[dict[str, Any]], lm: LoadedModel,
              cfg: SamplingConfig, seed: int) -> Iterator[list[dict[str, Any]]]:
     prompt_cfg = cfg.prompt_config
-    per_batch = max(1, cfg.batch_size // cfg.n_samples)
+    per_batch = cfg.questions_per_batch
     for start in range(0, len(questions), per_batch):
         batch = questions[start : start + per_batch]
         prompts = [build_prompt(q["question"], shots, prompt_cfg, lm.tokenizer) for q in batch]
