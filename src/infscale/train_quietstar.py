@@ -151,8 +151,9 @@ def train(lm: Any, cfg: ThinkerConfig, texts: list[str], checkpoint: Path,
     import copy
 
     device = lm.device
-    model = lm.model.float().train()
+    model = lm.model.train()
     control = copy.deepcopy(model) if cfg.control else None
+    torch.manual_seed(seed)         # the talk head's random first layers
     qs = QuietStarLM(model, tokenizer=lm.tokenizer, **cfg.wrapper_settings()).to(device).train()
     opt = torch.optim.AdamW(qs.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(cfg))
@@ -314,10 +315,9 @@ def run_training(model_spec_path: str | Path, dataset_cfg: dict[str, Any], exclu
         plot_curves([], plot_output, f"{name}: official checkpoint, not trained here")
         write_json(heldout_output, summary)
         return summary
-    torch.manual_seed(seed)
     exclude = {q["question"] for path in exclude_paths for q in read_jsonl(path)}
     train_texts, held_texts = training_texts(dataset_cfg, cfg.text, exclude, name)
-    lm = load_model(spec, device=device, dtype="float32")
+    lm = load_model(spec, device=device, dtype=spec.get("dtype", "auto"))   # auto: fp32 on CPU
     checkpoint = Path(weights_output).with_name("resume.pt")
     began = time.perf_counter()
     qs, control, curves = train(lm, cfg, train_texts, checkpoint, seed)
@@ -325,7 +325,7 @@ def run_training(model_spec_path: str | Path, dataset_cfg: dict[str, Any], exclu
     qs.save(weights_output)
     _write_curves(curves, curves_output)
     plot_curves(curves, plot_output, f"Quiet-STaR {name}: {cfg.steps} steps, lr {cfg.learning_rate:g}")
-    original = load_model(spec, device=device, dtype="float32").model
+    original = load_model(spec, device=device, dtype=spec.get("dtype", "auto")).model
     nll = heldout_nll(qs, control, original, lm.tokenizer, held_texts, cfg, seed)
     summary = {"thinker": asdict(cfg), "model": spec["name"], "n_train_texts": len(train_texts),
                "n_heldout_texts": len(held_texts), "train_seconds": train_seconds,
