@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import itertools
 from collections.abc import Iterable
 from pathlib import Path
@@ -60,21 +58,3 @@ def run_triples(config: dict[str, Any]) -> list[tuple[str, str, str]]:
                 triples.append(triple)
     return triples
 
-
-def code_hash(*modules: str) -> str:
-    """A short hash of the source of `modules` (packages: all their .py files).
-
-    Snakemake's `code` rerun trigger sees only shell/run bodies, not imported library code; putting this
-    hash in a rule's params makes the rule rerun when the library code it runs changes.
-    """
-    digest = hashlib.sha256()
-    for module in sorted(modules):
-        spec = importlib.util.find_spec(module)
-        if spec is None or spec.origin is None:
-            raise ConfigError(f"code_hash: module {module!r} not found")
-        origin = Path(spec.origin)
-        files = sorted(origin.parent.rglob("*.py")) if origin.name == "__init__.py" else [origin]
-        for file in files:
-            digest.update(file.name.encode())
-            digest.update(file.read_bytes())
-    return digest.hexdigest()[:16]

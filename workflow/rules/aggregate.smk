@@ -11,7 +11,7 @@ rule aggregate:
         seed=config["seed"],
         weights=weight_files,
         method=lambda w: config["methods"][w.method],  # width and token cap, for seed 000's FLOPs
-        code=code_hash("infscale.aggregate", "infscale.estimators", "infscale.compute"),
+        code=code_hash("infscale.aggregate", "infscale.io"),
     log:
         "logs/metrics/{dataset}/{model}/{method}.log",
     benchmark:

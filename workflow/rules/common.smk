@@ -1,6 +1,8 @@
 import re
 
-from infscale.config import code_hash, run_triples, validate_config
+from infscale.codehash import code_hash
+from infscale.config import run_triples, validate_config
+from infscale.methods import method_module
 
 
 validate_config(config, workflow.source_path("../schemas/config.schema.yaml"))
@@ -42,6 +44,11 @@ def method_cfg(wildcards):
     if "scorer" in cfg:  # tree search: its PRM's entry, resolved for this dataset (score.smk)
         cfg = {**cfg, "scorer": resolved_scorer(cfg["scorer"], wildcards.dataset)}
     return cfg
+
+
+def generate_code_hash(wildcards):
+    """Generation runs infscale.generate plus the module of the method's kind (loaded by name, so not an import)."""
+    return code_hash("infscale.generate", method_module(config["methods"][wildcards.method]["kind"]))
 
 
 def n_shards(method):
