@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from infscale.methods import MethodSpec, register
-from infscale.models.hf import LoadedModel, SamplingParams, sample_continuations
+from infscale.models.hf import LoadedModel, SamplingParams, sample_continuations, stream_generator
 from infscale.prompts import PromptConfig, build_prompt
 
 
@@ -42,10 +42,10 @@ def generate(questions: list[dict[str, Any]], shots: list[dict[str, Any]], lm: L
     for start in range(0, len(questions), per_batch):
         batch = questions[start : start + per_batch]
         prompts = [build_prompt(q["question"], shots, prompt_cfg, lm.tokenizer) for q in batch]
-        # seeded by the batch's first question, so a resumed run draws the same samples
-        generator = torch.Generator(device=lm.device).manual_seed(seed * 1_000_003 + batch[0]["meta"]["index"])
+        # a stream per (question, sample): samples do not depend on batch_size, shards or resuming
+        streams = [stream_generator(seed, q["id"], s, device=lm.device) for q in batch for s in range(cfg.n_samples)]
         began = time.perf_counter()
-        groups = sample_continuations(lm, prompts, cfg.n_samples, cfg.params, generator)
+        groups = sample_continuations(lm, prompts, cfg.n_samples, cfg.params, streams)
         if lm.device.type == "cuda":
             torch.cuda.synchronize()
         seconds = time.perf_counter() - began

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -105,8 +106,23 @@ class Continuation:
     n_prefill_tokens: int           # prompt tokens encoded for this continuation (0 when its KV cache was shared)
 
 
-def sample_next(logits: torch.Tensor, params: SamplingParams, generator: torch.Generator | None) -> torch.Tensor:
-    """One token per row: greedy at temperature 0, else temperature + nucleus (top-p) sampling."""
+def stream_generator(seed: int, *key: Any, device: torch.device | str = "cpu") -> torch.Generator:
+    """A random stream of its own for `key` (e.g. question id, sample index) under `seed`.
+
+    Seeded from a hash of (seed, *key), so a response's draws depend on nothing else: not on the batch it
+    shares, the shard it lands in or the work done before it (docs/reproducibility.md).
+    """
+    digest = hashlib.sha256(repr((seed, *key)).encode()).digest()
+    return torch.Generator(device=device).manual_seed(int.from_bytes(digest[:8], "little") >> 1)
+
+
+def sample_next(logits: torch.Tensor, params: SamplingParams,
+                generator: torch.Generator | list[torch.Generator] | None) -> torch.Tensor:
+    """One token per row: greedy at temperature 0, else temperature + nucleus (top-p) sampling.
+
+    `generator` is one stream for the batch, or a list with one stream per row (each row then draws only
+    from its own stream, whatever rows share the batch).
+    """
     if params.temperature == 0:
         return logits.argmax(-1)
     probs = torch.softmax(logits.float() / params.temperature, dim=-1)
@@ -116,6 +132,8 @@ def sample_next(logits: torch.Tensor, params: SamplingParams, generator: torch.G
         drop = sorted_probs.cumsum(-1) - sorted_probs >= params.top_p
         sorted_probs = sorted_probs.masked_fill(drop, 0.0)
         probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
+    if isinstance(generator, list):
+        return torch.cat([torch.multinomial(row, 1, generator=g) for row, g in zip(probs, generator, strict=True)])
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
@@ -156,8 +174,12 @@ def _common_prefix_length(sequences: list[list[int]]) -> int:
 
 @torch.inference_mode()
 def sample_continuations(lm: LoadedModel, prompts: list[str], n: int, params: SamplingParams,
-                         generator: torch.Generator | None = None) -> list[list[Continuation]]:
+                         generator: torch.Generator | list[torch.Generator] | None = None
+                         ) -> list[list[Continuation]]:
     """Sample `n` continuations of every prompt.
+
+    `generator`: one stream for the batch, or one per continuation (prompt-major: prompt p's sample s is
+    row p*n+s), which makes every continuation independent of the batch it is decoded in.
 
     Each prompt is encoded once and its KV cache repeated for its n samples (HF `generate` with
     num_return_sequences re-encodes it n times); the token prefix all prompts share (their few-shot
@@ -202,7 +224,8 @@ def sample_continuations(lm: LoadedModel, prompts: list[str], n: int, params: Sa
     active = torch.arange(rows, device=device)          # original row index of each batch row
     eos = lm.eos_token_ids
     for step in range(params.max_new_tokens):
-        tokens = sample_next(logits, params, generator)
+        streams = [generator[row] for row in active.tolist()] if isinstance(generator, list) else generator
+        tokens = sample_next(logits, params, streams)
         keep = []
         for batch_row, (row, token) in enumerate(zip(active.tolist(), tokens.tolist())):
             generated[row].append(token)
