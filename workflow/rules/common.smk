@@ -1,10 +1,11 @@
 import re
 
 from infscale.codehash import code_hash
-from infscale.config import run_triples, validate_config
+from infscale.config import check_config_files, run_triples, validate_config
 from infscale.methods import method_module
 
 
+check_config_files(workflow.configfiles)
 validate_config(config, workflow.source_path("../schemas/config.schema.yaml"))
 
 RUNS = run_triples(config)

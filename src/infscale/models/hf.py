@@ -59,8 +59,21 @@ class LoadedModel:
         return ids
 
 
-def _hub_offline() -> bool:
+def hub_offline() -> bool:
+    """HF_HUB_OFFLINE is set: hub models load only from the local Hugging Face cache."""
     return os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
+
+
+def hub_cached(repo_id: str, revision: str | None = None) -> bool:
+    """The hub model `repo_id` (or a local folder of that name) is there without a download."""
+    from huggingface_hub import try_to_load_from_cache
+
+    if Path(repo_id).exists():
+        return True
+    try:
+        return isinstance(try_to_load_from_cache(repo_id, "config.json", revision=revision), str)
+    except ValueError:  # not a valid repo id
+        return False
 
 
 def load_model(spec: dict[str, Any] | str | Path, device: str = "auto", dtype: str = "auto") -> LoadedModel:
@@ -72,14 +85,17 @@ def load_model(spec: dict[str, Any] | str | Path, device: str = "auto", dtype: s
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)
     path = spec["path"]
-    if spec["source"] == "hub" and _hub_offline() and not Path(path).exists():
+    if spec["source"] == "hub" and hub_offline() and not hub_cached(path, spec.get("revision")):
         raise HubUnavailableError(
             f"model {spec['name']!r} is the hub id {path!r} but HF_HUB_OFFLINE is set: download it first "
             f"(`huggingface-cli download {path}`) or use an embedded model (source: embedded)"
         )
     start = time.perf_counter()
-    tokenizer = AutoTokenizer.from_pretrained(path, revision=spec.get("revision"))
-    model = AutoModelForCausalLM.from_pretrained(path, revision=spec.get("revision"), dtype=torch_dtype)
+    # a model repo's own Python code runs only when its config entry says trust_remote_code: true
+    remote = bool(spec.get("trust_remote_code", False))
+    tokenizer = AutoTokenizer.from_pretrained(path, revision=spec.get("revision"), trust_remote_code=remote)
+    model = AutoModelForCausalLM.from_pretrained(path, revision=spec.get("revision"), dtype=torch_dtype,
+                                                 trust_remote_code=remote)
     model.to(torch_device).eval()
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
