@@ -140,7 +140,9 @@ def aggregate(graded_path: str | Path, timing_path: str | Path, output: str | Pa
               method: str, n_params: int, method_cfg: Mapping[str, Any] | None = None,
               weights: Mapping[str, str | Path] | None = None, rules: Sequence[str] = UNWEIGHTED_RULES,
               weighted_rules: Sequence[str] = WEIGHTED_RULES,
-              seed: int = 0, exact_limit: int = 1000, n_monte_carlo: int = 1000, n_boot: int = 2000) -> dict:
+              seed: int = 0, exact_limit: int = 1000, n_monte_carlo: int = 1000, n_boot: int = 2000,
+              provenance: str | None = None) -> dict:
+    """The metrics of one pool; `provenance`: the run's provenance file (docs/reproducibility.md), named in it."""
     pool, weight_names = load_pool(graded_path, weights)
     timing = read_json(timing_path)
     per_question = pool.groupby("id").size()
@@ -181,6 +183,7 @@ def aggregate(graded_path: str | Path, timing_path: str | Path, output: str | Pa
         row["tokens"] = (costs["tokens"]["prefill"] + costs["tokens"]["completion"]
                          + costs["tokens"]["thought"]) * share
     metrics = {"dataset": dataset, "model": model, "method": method, "n_questions": int(len(per_question)),
-               "n_samples": m, "n_samples_mean": float(per_question.mean()), "search": search, "rows": rows, **costs}
+               "n_samples": m, "n_samples_mean": float(per_question.mean()), "search": search, "rows": rows, **costs,
+               "provenance": provenance}
     write_json(output, metrics)
     return metrics

@@ -91,3 +91,10 @@ def code_hash(*entry_points: str, root: Path = PACKAGE_ROOT) -> str:
         digest.update(module.encode() + b"\0")
         digest.update(module_file(module, root).read_bytes() + b"\0")
     return digest.hexdigest()[:16]
+
+
+def package_hash(root: Path = PACKAGE_ROOT) -> str:
+    """A hash of every infscale module (for provenance: which code, as a whole, is installed)."""
+    modules = [".".join((PACKAGE, *f.relative_to(root).with_suffix("").parts)).removesuffix(".__init__")
+               for f in sorted(root.rglob("*.py"))]
+    return code_hash(*modules, root=root)

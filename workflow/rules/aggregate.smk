@@ -9,6 +9,7 @@ rule aggregate:
     params:
         aggregate=config.get("aggregate", {}),
         seed=config["seed"],
+        provenance=PROVENANCE,
         weights=weight_files,
         method=lambda w: config["methods"][w.method],  # width and token cap, for seed 000's FLOPs
         code=code_hash("infscale.aggregate", "infscale.io"),

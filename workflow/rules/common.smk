@@ -1,8 +1,10 @@
 import re
+from pathlib import Path
 
 from infscale.codehash import code_hash
 from infscale.config import check_config_files, run_triples, validate_config
 from infscale.methods import method_module
+from infscale.provenance import git_state
 
 
 check_config_files(workflow.configfiles)
@@ -10,6 +12,8 @@ validate_config(config, workflow.source_path("../schemas/config.schema.yaml"))
 
 RUNS = run_triples(config)
 ENV = "../../envs/infscale.yaml"
+PROVENANCE = "results/provenance.json"     # what produced the results; every metrics file names it
+REPO_ROOT = Path(workflow.basedir)
 
 
 def _one_of(names):
@@ -112,8 +116,15 @@ def metrics_files():
 # after every stage file has been included.
 
 
+def used_models():
+    """Every model a run generates with, labels with, or a scorer reads."""
+    names = {m for run in config["runs"] for key in ("models", "labellers") for m in run.get(key, [])}
+    names |= {s["model"] for s in config.get("scorers", {}).values() if "model" in s}
+    return sorted(names)
+
+
 def final_outputs():
-    return [
+    return [PROVENANCE] + [
         "results/tables/accuracy.csv",
         "results/tables/accuracy.md",
         "figures/accuracy_vs_n.png",
