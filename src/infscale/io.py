@@ -5,11 +5,15 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import logging
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
+
+
+log = logging.getLogger(__name__)
 
 
 class RecordError(ValueError):
@@ -120,6 +124,7 @@ class ResumableJsonlWriter:
             # rewrite without a possibly truncated tail so appends start on a clean line
             write_jsonl(self.partial, self.records)
         self.done = {self.key(r) for r in self.records}
+        self.n_resumed = len(self.records)    # finished by an earlier, killed run: kept, not redone
 
     def key(self, record: dict[str, Any]) -> tuple:
         return tuple(record[f] for f in self.key_fields)
@@ -135,6 +140,9 @@ class ResumableJsonlWriter:
     def finish(self, sort_key=None) -> list[dict[str, Any]]:
         records = sorted(self.records, key=sort_key) if sort_key else self.records
         write_jsonl(self.output, records)
+        # benchmarks/kill_resume.py reads this line from the job log
+        log.info("%s: %d records kept from an earlier run, %d written by this run", self.output, self.n_resumed,
+                 len(records) - self.n_resumed)
         with contextlib.suppress(FileNotFoundError):   # no batch was written
             self.partial.unlink()
         return records
