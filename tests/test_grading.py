@@ -478,3 +478,17 @@ def test_cli_grade_bad_line(tmp_path, capsys):
     error = capsys.readouterr().err
     assert "infscale grade: error:" in error and f"{source}:3" in error
     assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_answer_text_is_read_as_seed000_does():
+    from infscale.grading import first_integer, grade_record
+
+    assert first_integer(" 1,200.5 dollars") == "1200"
+    assert first_integer(" -7, so 3") == "7"          # no sign: base.py's extract_first_integer reads \d+
+    assert first_integer(" nothing") is None
+    # with an answer phase the answer is the first integer after the suffix, not the reasoning's last number
+    record = {"id": "q", "completion": "So the answer is 5.", "answer_text": " 18.\nQ: 4", "reference": "18"}
+    graded = grade_record(record)
+    assert (graded["extracted"], graded["correct"]) == ("18", True)
+    assert grade_record({**record, "answer_text": " unknown"})["extracted"] is None
+    assert grade_record({k: v for k, v in record.items() if k != "answer_text"})["extracted"] == "5"

@@ -531,12 +531,13 @@ def test_leaf_decode_flops_are_the_tree_nodes_measured_costs():
              _node(3, 1, 2, 4, 500.0, finished=True, finish_reason="stop", score=0.8),
              _node(4, 0, 1, 4, 60.0, pruned=True, score=0.05)]                          # pruned: shared by all
     costs = {"n_prompt_tokens": 10, "prefill_flops": 7.0, "decode_flops": 960.0, "scorer_flops": 40.0,
-             "tokens_fed": 26}
+             "tokens_fed": 26, "flops_seed000": 5000.0}
     question = {"id": "q", "question": "?"}
     records = leaf_records(question, "P", nodes, costs, 2.0, "prm")
     assert [r["meta"]["leaf"] for r in records] == [2, 3]
     assert [r["flops"]["decode"] for r in records] == [50 + 300 + 30, 50 + 500 + 30]
     assert sum(r["flops"]["decode"] for r in records) == costs["decode_flops"]
+    assert sum(r["flops_seed000"] for r in records) == pytest.approx(costs["flops_seed000"])
     cfg = build_config("r", {"kind": "rebase", "width": 2, "scorer": {"kind": "hub"}, "max_step_tokens": 96})
     record = tree_record(question, nodes, costs, cfg)
     assert record["max_step_tokens"] == 96
@@ -548,8 +549,10 @@ def test_a_fully_pruned_tree_gives_one_response_without_an_answer():
     from infscale.methods.tree import leaf_records
 
     nodes = [_node(0, None, 0, 0, 0.0), _node(1, 0, 1, 5, 80.0, pruned=True, score=0.02)]
-    costs = {"n_prompt_tokens": 10, "prefill_flops": 7.0, "decode_flops": 80.0, "scorer_flops": 4.0}
+    costs = {"n_prompt_tokens": 10, "prefill_flops": 7.0, "decode_flops": 80.0, "scorer_flops": 4.0,
+             "flops_seed000": 0.0}   # rebase.py charges nodes it keeps only
     (record,) = leaf_records({"id": "q", "question": "?"}, "P", nodes, costs, 1.5, "prm")
+    assert record["flops_seed000"] == 0.0
     assert (record["completion"], record["finish_reason"], record["seconds"]) == ("", "pruned", 1.5)
     assert record["flops"] == {"prefill": 7.0, "decode": 80.0, "thought": 0.0, "scorer": 4.0}
 
@@ -606,6 +609,13 @@ def test_a_methods_load_is_load_time_and_its_measured_flops_are_kept(tmp_path, p
                                                              "scorer": 3.0}
 
 
+class _MistralLikeTokenizer:
+    chat_template, bos_token, bos_token_id = None, "<s>", 1
+
+    def __call__(self, text):
+        return {"input_ids": [1, 5]}
+
+
 def test_seed000_rebase_runs_as_rebase_py_does():
     """config/seed000.yaml's REBASE methods carry rebase.py / rebase.yaml's protocol."""
     from infscale.prompts import build_prompt
@@ -617,8 +627,9 @@ def test_seed000_rebase_runs_as_rebase_py_does():
         assert (cfg.temperature, cfg.softmax_temperature, cfg.min_score, cfg.stop) == (1.0, 0.2, 0.1, [])
         assert cfg.final_test == "markers_or_number" and "The answer is" in cfg.final_markers
         assert cfg.header(1) == "" and cfg.header(2) == "\nStep 2:" and cfg.separator(2) == ("Step 3", True)
-        assert build_prompt("Tom has 3 apples.", [], cfg.prompt_config) == \
-            "Tom has 3 apples.\nA: Let's think step by step."
+        # rebase.py's tokenizer call adds Mistral's <s> (a stand-in tokenizer that adds BOS, as Mistral's does)
+        assert build_prompt("Tom has 3 apples.", [], cfg.prompt_config, _MistralLikeTokenizer()) == \
+            "<s>Tom has 3 apples.\nA: Let's think step by step."
 
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from infscale.compute import ModelDims, generation_flops
+from infscale.compute import ModelDims, generation_flops, seed000_sampling_flops
 from infscale.io import ResumableJsonlWriter, read_json, read_jsonl, write_json, write_jsonl
 from infscale.methods import build_config, get_method
 from infscale.models.hf import load_model
@@ -26,6 +26,17 @@ def shard_slice(n_items: int, shard: int, n_shards: int) -> slice:
     base, extra = divmod(n_items, n_shards)
     start = shard * base + min(shard, extra)
     return slice(start, start + base + (shard < extra))
+
+
+ANSWER_TOKEN_FIELDS = ("n_answer_prompt_tokens", "n_answer_prefill_tokens", "n_answer_tokens")
+
+
+def decoding_steps(record: dict[str, Any]) -> int:
+    """Forward passes that sampled a token of this response, the one that ended it (EOS) included: the steps
+    seed 000's base.py charges. Records without `n_sampled_tokens` count their visible and answer tokens."""
+    if record.get("n_sampled_tokens") is not None:
+        return int(record["n_sampled_tokens"])
+    return int(record["n_completion_tokens"]) + int(record.get("n_answer_tokens") or 0)
 
 
 @contextlib.contextmanager
@@ -74,7 +85,11 @@ def run_generation(test_path: str | Path, train_path: str | Path, model_spec_pat
                 # tree search measures its own per-node costs (and adds its PRM's); others are counted here
                 if "decode" not in record.get("flops", {}):
                     record["flops"] = generation_flops(dims, record["n_prefill_tokens"], record["n_prompt_tokens"],
-                                                       record["n_completion_tokens"], record["n_thought_tokens"])
+                                                       record["n_completion_tokens"], record["n_thought_tokens"],
+                                                       **{k: record.get(k, 0) for k in ANSWER_TOKEN_FIELDS})
+                # seed 000's count: search methods set their own (rebase.py's per-node charge)
+                if "flops_seed000" not in record:
+                    record["flops_seed000"] = seed000_sampling_flops(dims, decoding_steps(record))
             writer.write_many(records)
             progress.update(len({r["id"] for r in records}))
     generate_seconds = time.perf_counter() - began

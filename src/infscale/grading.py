@@ -358,7 +358,8 @@ def _field(record: dict[str, Any], names: tuple[str, str]) -> tuple[str, Any]:
 def grade_record(record: dict[str, Any], mode: str = "flexible") -> dict[str, Any]:
     """A copy of `record` with `reference` (canonical), `extracted` (str or None) and `correct` added.
 
-    The response is `response` (else `completion`), the gold answer `reference` (else `answer`).
+    The response is `response` (else `completion`), the gold answer `reference` (else `answer`). A record with
+    an `answer_text` (sampling with `answer_suffix`) is graded on the first integer of that text.
     Unparseable text grades as extracted None, correct False; malformed records raise ValueError.
     """
     _check("mode", mode, MODES)
@@ -372,12 +373,21 @@ def grade_record(record: dict[str, Any], mode: str = "flexible") -> dict[str, An
         raise ValueError(f"{reference_name!r} must be a string or a number, got {raw_reference!r}")
     reference = reference_answer(raw_reference)
     kind = answer_kind(reference)
-    if reference is not None and kind == "numeric" and _as_number(reference) is None:
+    if record.get("answer_text") is not None:
+        extracted = first_integer(record["answer_text"])  # an answer phase after a suffix (seed 000)
+    elif reference is not None and kind == "numeric" and _as_number(reference) is None:
         extracted = _extract_text(text, mode)  # a non-numeric reference: compare the answer's text
     else:
         extracted = extract_answer(text, mode=mode, kind=kind)
     return {**record, "reference": reference, "extracted": extracted,
             "correct": answers_equivalent(extracted, reference)}
+
+
+def first_integer(text: str) -> str | None:
+    """The first run of digits once commas are removed, as seed 000 reads the text after its answer suffix
+    (base.py `extract_first_integer`: no sign, no decimals; "1,200.5" -> "1200")."""
+    match = re.search(r"\d+", text.replace(",", ""))
+    return str(int(match.group())) if match else None
 
 
 def _extract_text(text: str, mode: str) -> str | None:

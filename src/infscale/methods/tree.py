@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from infscale.compute import ModelDims, sequence_flops
+from infscale.compute import ModelDims, seed000_rebase_flops, sequence_flops
 from infscale.grading import extract_answer
 from infscale.models.hf import LoadedModel, SamplingParams, decode_step, sample_next
 from infscale.prompts import PromptConfig, build_prompt
@@ -418,6 +418,10 @@ def run_search(question: dict[str, Any], prompt: str, lm: LoadedModel, scorer: S
         counts = [n for n in counts if n > 0]
     for node in nodes:
         node.state, node.hidden = None, None
+    # seed 000's count, reported beside ours: rebase.py charges every node it keeps (pruned ones it never
+    # inserts) the step cap times its depth
+    costs["flops_seed000"] = seed000_rebase_flops(dims, cfg.max_step_tokens,
+                                                  [n.depth for n in nodes[1:] if not n.pruned])
     return nodes, costs
 
 
@@ -477,6 +481,7 @@ def leaf_records(question: dict[str, Any], prompt: str, nodes: list[Node], costs
             "flops": {"prefill": costs["prefill_flops"] if sample == 0 else 0.0,
                       "decode": decode_flops[sample], "thought": 0.0,
                       "scorer": costs["scorer_flops"] * fraction},
+            "flops_seed000": costs["flops_seed000"] * fraction,
             # the stand-in of a fully pruned tree: one empty step, scored 0 (it states no answer either way)
             "steps": [n.text for n in path] or [""],
             "step_scores": [n.score for n in path] or [0.0],
