@@ -40,3 +40,64 @@ def test_resumable_writer_drops_truncated_tail_and_resumes(tmp_path):
     assert [json.loads(line) for line in out.read_text().splitlines()] == records
     assert [(r["id"], r["sample"]) for r in records] == [("q1", 0), ("q1", 1), ("q2", 0)]
     assert not resumed.partial.exists()
+
+
+def _fail_with(monkeypatch, target: str, code: int):
+    import errno
+    import os
+
+    def fail(*args, **kwargs):
+        raise OSError(code, os.strerror(code))
+    monkeypatch.setattr(target, fail)
+    return errno
+
+
+@pytest.mark.parametrize("where, code", [("os.fsync", 28), ("tempfile.mkstemp", 30), ("os.replace", 13)],
+                         ids=["disk-full", "read-only", "no-permission"])
+def test_unwritable_results_give_one_clear_error_and_no_half_file(tmp_path, monkeypatch, where, code):
+    from infscale.io import ResultsNotWritable, write_json
+
+    final = tmp_path / "metrics.json"
+    write_json(final, {"before": True})
+    _fail_with(monkeypatch, where, code)
+    with pytest.raises(ResultsNotWritable, match=rf"cannot write {final}: ") as info:
+        write_jsonl(final, [{"id": i} for i in range(1000)])
+    assert "\n" not in str(info.value)
+    monkeypatch.undo()
+    assert json.loads(final.read_text()) == {"before": True}          # the old file, whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json"]   # no temp file left
+
+
+def test_disk_full_mid_run_keeps_the_finished_batches(tmp_path, monkeypatch):
+    from infscale.io import ResultsNotWritable
+
+    out = tmp_path / "gen.jsonl"
+    writer = ResumableJsonlWriter(out, key_fields=("id", "sample"))
+    writer.write_many([{"id": "q1", "sample": 0}, {"id": "q1", "sample": 1}])
+    _fail_with(monkeypatch, "os.fsync", 28)
+    with pytest.raises(ResultsNotWritable, match="gen.jsonl.partial"):
+        writer.write_many([{"id": "q2", "sample": 0}, {"id": "q2", "sample": 1}])
+    monkeypatch.undo()
+    assert not out.exists()
+    resumed = ResumableJsonlWriter(out, key_fields=("id", "sample"))
+    assert resumed.done == {("q1", 0), ("q1", 1)}                    # whole batches only, nothing of q2
+
+
+def test_a_kill_mid_batch_leaves_the_partial_as_it_was(tmp_path, monkeypatch):
+    """The partial file is replaced per batch, so a kill while writing never leaves half a batch."""
+    out = tmp_path / "gen.jsonl"
+    writer = ResumableJsonlWriter(out, key_fields=("id", "sample"))
+    writer.write_many([{"id": "q1", "sample": 0}])
+    before = writer.partial.read_bytes()
+
+    class Killed(BaseException):
+        pass
+
+    def killed_mid_write(*args):
+        raise Killed
+    monkeypatch.setattr("os.fsync", killed_mid_write)
+    with pytest.raises(Killed):
+        writer.write_many([{"id": "q2", "sample": s} for s in range(4)])
+    monkeypatch.undo()
+    assert writer.partial.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gen.jsonl.partial"]

