@@ -1,8 +1,10 @@
 """Generation methods, one module each, behind one registry keyed by the config's `kind`.
 
 A method turns a batch of questions into response records (docs/file-formats.md). Each registry entry is a
-`MethodSpec`: its config dataclass and its `generate(questions, shots, lm, cfg, seed) -> Iterator[list[dict]]`,
-which yields finished records question batch by question batch so the runner can checkpoint them.
+`MethodSpec`: its config dataclass and its `generate(questions, shots, lm, cfg, seed, **loaded) ->
+Iterator[list[dict]]`, which yields finished records question batch by question batch so the runner can
+checkpoint them. A method that needs more than the policy (a PRM) loads it in `load(lm, cfg) -> loaded`, which
+the runner times as load time, not generation time.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class MethodSpec:
     config_class: type
     generate: Callable[..., Iterator[list[dict[str, Any]]]]
     uses_gpu: bool = True
+    load: Callable[[Any, Any], dict[str, Any]] | None = None
 
 
 METHODS: dict[str, MethodSpec] = {}

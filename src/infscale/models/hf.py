@@ -105,12 +105,24 @@ def load_model(spec: dict[str, Any] | str | Path, device: str = "auto", dtype: s
     return LoadedModel(model, tokenizer, torch_device, spec, time.perf_counter() - start, name)
 
 
+STOP_RULES = ("completion", "whole_text")
+
+
 @dataclass(frozen=True)
 class SamplingParams:
     temperature: float = 1.0
     top_p: float = 1.0
     max_new_tokens: int = 384
     stop: tuple[str, ...] = ()
+    # completion: a stop string ends the text at its first occurrence in the completion;
+    # whole_text: once it occurs twice in prompt + completion, at that occurrence (seed 000's base.py tests
+    # `decoded.count(end_str) > 1` on the whole decoded text, so "Q:" stops at its first new occurrence and
+    # "\n\n\n", absent from the prompt, at its second)
+    stop_rule: str = "completion"
+
+    def __post_init__(self) -> None:
+        if self.stop_rule not in STOP_RULES:
+            raise ValueError(f"stop_rule: expected one of {list(STOP_RULES)}, got {self.stop_rule!r}")
 
 
 @dataclass
@@ -120,6 +132,12 @@ class Continuation:
     finish_reason: str              # stop | length
     n_prompt_tokens: int
     n_prefill_tokens: int           # prompt tokens encoded for this continuation (0 when its KV cache was shared)
+    eos: bool = False               # ended by sampling EOS (a sampled token not in `token_ids`)
+
+    @property
+    def n_sampled_tokens(self) -> int:
+        """Tokens sampled, one decoding step each: `token_ids` plus the EOS that ended it, if one did."""
+        return len(self.token_ids) + self.eos
 
 
 def stream_generator(seed: int, *key: Any, device: torch.device | str = "cpu") -> torch.Generator:
@@ -153,8 +171,22 @@ def sample_next(logits: torch.Tensor, params: SamplingParams,
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
-def _find_stop(text: str, stops: tuple[str, ...]) -> int:
-    hits = [text.find(s) for s in stops if s and s in text]
+def _find_stop(text: str, stops: tuple[str, ...], prompt: str = "", stop_rule: str = "completion") -> int:
+    """Where the earliest stop string ends `text` (a completion of `prompt`) under `stop_rule`, else -1."""
+    hits = []
+    for stop in stops:
+        if not stop:
+            continue
+        # whole_text: the occurrence that makes two in prompt + completion (non-overlapping, as str.count)
+        nth = max(1, 2 - prompt.count(stop)) if stop_rule == "whole_text" else 1
+        position, start = -1, 0
+        for _ in range(nth):
+            position = text.find(stop, start)
+            if position < 0:
+                break
+            start = position + len(stop)
+        if position >= 0:
+            hits.append(position)
     return min(hits) if hits else -1
 
 
@@ -236,6 +268,7 @@ def sample_continuations(lm: LoadedModel, prompts: list[str], n: int, params: Sa
     rows = len(prompts) * n
     generated: list[list[int]] = [[] for _ in range(rows)]
     finish: list[str | None] = [None] * rows
+    ended_by_eos = [False] * rows
     texts: list[str | None] = [None] * rows             # set when a stop string cut the text
     active = torch.arange(rows, device=device)          # original row index of each batch row
     eos = lm.eos_token_ids
@@ -246,11 +279,11 @@ def sample_continuations(lm: LoadedModel, prompts: list[str], n: int, params: Sa
         for batch_row, (row, token) in enumerate(zip(active.tolist(), tokens.tolist())):
             generated[row].append(token)
             if token in eos:
-                finish[row] = "stop"
+                finish[row], ended_by_eos[row] = "stop", True
                 generated[row].pop()                    # EOS is not part of the text
             elif params.stop:
                 text = tok.decode(generated[row], skip_special_tokens=True)
-                cut = _find_stop(text, params.stop)
+                cut = _find_stop(text, params.stop, prompts[row // n], params.stop_rule)
                 if cut >= 0:
                     finish[row], texts[row] = "stop", text[:cut]
             if finish[row] is None and step + 1 == params.max_new_tokens:
@@ -273,6 +306,7 @@ def sample_continuations(lm: LoadedModel, prompts: list[str], n: int, params: Sa
                 text = tok.decode(generated[row], skip_special_tokens=True)
             # the shared prefix is charged to the first prompt, which encoded it
             prefill = 0 if s else length if p == 0 else length - shared
-            group.append(Continuation(text, generated[row], finish[row] or "length", length, prefill))
+            group.append(Continuation(text, generated[row], finish[row] or "length", length, prefill,
+                                      ended_by_eos[row]))
         results.append(group)
     return results
