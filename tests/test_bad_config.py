@@ -62,8 +62,8 @@ CASES = [
     ("width-0", _set("methods.rebase3.width", 0), "methods.rebase3.width"),
     ("negative-temperature", _set("methods.sample3.temperature", -0.5), "methods.sample3.temperature"),
     ("top-p-0", _set("methods.sample3.top_p", 0), "methods.sample3.top_p"),
-    # the config has no list of N values (N runs over powers of two up to M); the same N > M constraint
-    # is beam search's beam_width above its width
+    ("n-values-above-m", _set("aggregate.n_values", [4, 8]),
+     "methods.sample3.n_samples: aggregate.n_values [4, 8] has no N <= M = 3"),
     ("beam-width-above-width", _set("methods.beam4.beam_width", 8), "methods.beam4: beam_width must be in 1..width"),
     ("zero-softmax-temperature", _set("methods.rebase3.softmax_temperature", 0),
      "methods.rebase3.softmax_temperature"),

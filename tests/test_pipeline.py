@@ -167,6 +167,8 @@ def test_killed_generation_resumes_without_redoing_work(tiny_run, tmp_path):
 def test_study_configs_dry_run_without_downloads(study, tmp_path, monkeypatch):
     from conftest import Workflow
 
+    # planning a study's hub models needs no download; HF_HUB_OFFLINE=1 would declare them unloadable (an error)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     config = yaml.safe_load((TINY_CONFIG.parent / study).read_text())
     workflow = Workflow(tmp_path, config)
     jobs = workflow.dry_run_jobs("--resources", "gpu=1")

@@ -132,12 +132,17 @@ def _check_references(config: dict[str, Any]) -> None:
 
 
 def _check_methods(config: dict[str, Any]) -> None:
-    """Each method's own checks (its config dataclass, e.g. beam_width <= width), named by its key."""
+    """Each method's own checks (its config dataclass, e.g. beam_width <= width) and, for sampled pools, that
+    `aggregate.n_values` has an N its M samples support (the aggregation's own check), named by its key."""
+    from infscale.aggregate import n_grid
     from infscale.methods import build_config
 
+    n_values = config.get("aggregate", {}).get("n_values")
     for name, method in config["methods"].items():
         try:
-            build_config(name, method)
+            built = build_config(name, method)
+            if n_values and hasattr(built, "n_samples"):
+                n_grid(n_values, built.n_samples, where=f"methods.{name}.n_samples")
         except (ValueError, TypeError) as err:
             message = str(err) if str(err).startswith(f"methods.{name}") else f"methods.{name}: {err}"
             raise ConfigError(" ".join(f"config: {message}".split())) from None
