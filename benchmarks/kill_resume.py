@@ -32,6 +32,8 @@ from pathlib import Path
 
 import yaml
 
+from infscale.io import RESUME_HEADER
+
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 VOLATILE = {"seconds"}                                   # wall time differs run to run
@@ -56,6 +58,8 @@ CONFIG = {
 }
 
 POOL = "results/{}/products/smollm2-135m/sample4"
+BATCHES = 8                 # 8 questions x 4 samples: 8 generation batches; scoring and labelling 32 / 4 per batch
+RECORDS_PER_BATCH = 4
 
 
 @dataclass(frozen=True)
@@ -63,24 +67,22 @@ class Stage:
     name: str
     output: str          # the job's output that is deleted and rebuilt
     log: str             # its job log
-    benchmark: str       # its Snakemake benchmark file (run time of the reference job)
     volatile: frozenset
 
 
 STAGES = [
     Stage("generation", POOL.format("gen") + "/shard-0.jsonl", "logs/gen/products/smollm2-135m/sample4/shard-0.log",
-          "results/benchmarks/gen/products/smollm2-135m/sample4/shard-0.tsv", frozenset(GEN_VOLATILE)),
+          frozenset(GEN_VOLATILE)),
     Stage("scoring", POOL.format("scores") + "/prm-vh.jsonl", "logs/scores/products/smollm2-135m/sample4/prm-vh.log",
-          "results/benchmarks/scores/products/smollm2-135m/sample4/prm-vh.tsv", frozenset(VOLATILE)),
+          frozenset(VOLATILE)),
     Stage("labelling", POOL.format("scores") + "/conf-smollm2-135m.jsonl",
-          "logs/scores/products/smollm2-135m/sample4/conf-smollm2-135m.log",
-          "results/benchmarks/label/products/smollm2-135m/sample4/conf-smollm2-135m.tsv", frozenset(VOLATILE)),
+          "logs/scores/products/smollm2-135m/sample4/conf-smollm2-135m.log", frozenset(VOLATILE)),
 ]
 
 
 def snakemake(root: Path, *args: str) -> list[str]:
     return [str(SNAKEMAKE), "--snakefile", str(REPO / "Snakefile"), "--directory", str(root),
-            "--configfile", str(root / "config.yaml"), "--cores", "2", "--quiet", *args]
+            "--configfile", str(root / "config.yaml"), "--cores", "2", *args]
 
 
 def prepared_model() -> Path:
@@ -115,8 +117,19 @@ def read_lines(path: Path) -> tuple[list[dict], int]:
     return records, bad
 
 
+def records_in(partial: Path) -> int:
+    """Finished records in a partial file (its header line aside); 0 while it does not exist."""
+    return sum(RESUME_HEADER not in r for r in read_lines(partial)[0])
+
+
 def key(record: dict) -> tuple:
     return record["id"], record["sample"]
+
+
+def logged_seconds(log: Path) -> float:
+    """The job's run time from its log (`finished in X s`: from the script's start, after its imports)."""
+    line = next(line for line in log.read_text().splitlines() if "finished in" in line)
+    return float(line.split("finished in ")[1].split()[0])
 
 
 def kept_count(log: Path, output: str) -> int | None:
@@ -135,20 +148,25 @@ def trial(reference: Path, work: Path, stage: Stage, rng: random.Random) -> dict
     output, log = work / stage.output, work / stage.log
     output.unlink()
     log.unlink()
-    job_seconds = float((reference / stage.benchmark).read_text().splitlines()[1].split("\t")[0])
-    delay = rng.uniform(0.0, job_seconds)
+    # a random moment of the job: after a uniformly drawn number of its BATCHES batches (0: during model
+    # loading), plus a uniform part of one batch's time (so kills also land mid-batch and mid-write)
+    job_seconds = logged_seconds(reference / stage.log)
+    batches_done = rng.randrange(BATCHES)
+    extra = rng.uniform(0.0, job_seconds / BATCHES)
+    partial = output.with_name(output.name + ".partial")
 
     proc = subprocess.Popen(snakemake(work, str(output.relative_to(work))), start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    while not log.exists() and proc.poll() is None:        # the job's script has started
-        time.sleep(0.05)
-    time.sleep(delay)
+    while proc.poll() is None and not (log.exists() and records_in(partial) >= batches_done * RECORDS_PER_BATCH):
+        time.sleep(0.02)
+    time.sleep(extra)
     finished_before_kill = proc.poll() is not None
+    if finished_before_kill:     # the job beat the kill: no fault injected, the caller draws another moment
+        return {"stage": stage.name, "finished_before_kill": True}
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
 
-    partial = output.with_name(output.name + ".partial")
-    on_disk = {key(r) for r in read_lines(partial)[0]} | {key(r) for r in read_lines(output)[0]}
+    on_disk = {key(r) for r in read_lines(partial)[0] if RESUME_HEADER not in r} | {key(r) for r in read_lines(output)[0]}
     log.unlink(missing_ok=True)
     subprocess.run(snakemake(work, "--unlock"), check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     subprocess.run(snakemake(work, str(output.relative_to(work)), "--rerun-incomplete"), check=True,
@@ -163,15 +181,20 @@ def trial(reference: Path, work: Path, stage: Stage, rng: random.Random) -> dict
     def stable(rs: list[dict]) -> list[dict]:
         return [{k: v for k, v in r.items() if k not in stage.volatile} for r in rs]
 
-    return {"stage": stage.name, "kill_after_s": round(delay, 2), "job_s": round(job_seconds, 1),
-            "finished_before_kill": finished_before_kill, "records_at_kill": len(on_disk),
+    return {"stage": stage.name, "kill_after_batches": batches_done, "plus_s": round(extra, 2),
+            "job_s": round(job_seconds, 1),
+            "finished_before_kill": False, "records_at_kill": len(on_disk),
             "redone": redone, "truncated": bad, "duplicated": len(keys) - len(set(keys)),
             "missing": len(set(map(key, ref_records)) - set(keys)), "equal": stable(records) == stable(ref_records),
             "leftover_partial": partial.exists()}
 
 
+def moments(rows: list[dict]) -> str:
+    return ", ".join(f"{r['kill_after_batches']}+{r['plus_s']}" for r in rows)
+
+
 def table(rows: list[dict]) -> str:
-    lines = ["| stage | trials | kill moment (s into job) | finished records on disk at kill | records redone | "
+    lines = ["| stage | trials | kill moment (batches done + s) | finished records on disk at kill | records redone | "
              "truncated | duplicated | missing | final output equal to uninterrupted |",
              "|---|---|---|---|---|---|---|---|---|"]
     for stage in STAGES:
@@ -179,7 +202,8 @@ def table(rows: list[dict]) -> str:
         if not rs:
             continue
         lines.append(
-            f"| {stage.name} | {len(rs)} | {', '.join(str(r['kill_after_s']) for r in rs)} (job {rs[0]['job_s']} s) | "
+            f"| {stage.name} | {len(rs)} | {moments(rs)} "
+            f"(job {rs[0]['job_s']} s, 8 batches) | "
             f"{', '.join(str(r['records_at_kill']) for r in rs)} | {sum(r['redone'] for r in rs)} | "
             f"{sum(r['truncated'] for r in rs)} | {sum(r['duplicated'] for r in rs)} | {sum(r['missing'] for r in rs)} | "
             f"{sum(r['equal'] for r in rs)}/{len(rs)} |")
@@ -200,16 +224,21 @@ def main() -> None:
     rng = random.Random(args.seed)
     reference = args.out / "reference"
     reference_run(reference)
-    rows = []
+    rows, beaten = [], []        # beaten: trials whose job finished before its kill moment (redrawn)
     for stage, n in zip(STAGES, args.trials):
         for i in range(n):
-            row = trial(reference, args.out / "trial", stage, rng)
+            for attempt in range(5):
+                row = trial(reference, args.out / "trial", stage, rng)
+                print(json.dumps(row), flush=True)
+                if not row["finished_before_kill"]:
+                    break
+                beaten.append(row)
             rows.append(row)
-            print(json.dumps(row), flush=True)
     shutil.rmtree(args.out / "trial", ignore_errors=True)
     (args.out / "trials.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    (args.out / "table.md").write_text(table(rows) + "\n")
-    print(table(rows))
+    note = f"\n{len(beaten)} drawn kill moments fell after the job had finished and were drawn again.\n"
+    (args.out / "table.md").write_text(table(rows) + "\n" + note)
+    print(table(rows) + "\n" + note)
 
 
 if __name__ == "__main__":

@@ -104,27 +104,57 @@ def read_json(path: str | Path) -> Any:
         return json.load(handle)
 
 
+RESUME_HEADER = "__resume__"     # first line of a partial file: {"__resume__": {"fingerprint": ...}}
+
+
+def remove_finished_partials(folder: str | Path) -> list[Path]:
+    """Delete every `<output>.partial` under `folder` whose output exists (run when a workflow succeeded)."""
+    removed = []
+    for partial in Path(folder).rglob("*.partial"):
+        if partial.with_name(partial.name.removesuffix(".partial")).exists():
+            partial.unlink()
+            removed.append(partial)
+    return removed
+
+
 class ResumableJsonlWriter:
     """Keep finished records in `<output>.partial`, replaced atomically per batch; `finish()` writes `<output>`.
 
     On construction the finished keys of an earlier, killed run are read back (`done`), so callers skip
     that work. The partial file always holds whole batches (a kill leaves the previous version), so a
     question is never half there; a truncated last line (from writers before this scheme) is dropped.
+
+    `fingerprint` identifies what the job computes (its code, parameters, inputs, library versions:
+    `infscale.provenance.job_fingerprint`); it heads the partial file, and a partial file from a job with
+    another fingerprint is discarded, never resumed. `finish()` keeps the (complete) partial file: a kill after
+    the output is written but before Snakemake records the job as done makes Snakemake rerun the job, which
+    then finds every record here. The workflow removes partial files beside finished outputs when a run
+    succeeds (`remove_finished_partials`).
     """
 
-    def __init__(self, output: str | Path, key_fields: tuple[str, ...] = ("id",)):
+    def __init__(self, output: str | Path, key_fields: tuple[str, ...] = ("id",), fingerprint: str | None = None):
         self.output = Path(output)
         self.partial = self.output.with_name(self.output.name + ".partial")
         self.key_fields = key_fields
+        self.fingerprint = fingerprint
         with writing_to(self.output):
             self.output.parent.mkdir(parents=True, exist_ok=True)
         self.records: list[dict[str, Any]] = []
         if self.partial.exists():
-            self.records = list(iter_jsonl(self.partial, skip_truncated_last_line=True))
-            # rewrite without a possibly truncated tail so appends start on a clean line
-            write_jsonl(self.partial, self.records)
+            records = list(iter_jsonl(self.partial, skip_truncated_last_line=True))
+            header = records.pop(0)[RESUME_HEADER] if records and RESUME_HEADER in records[0] else None
+            if header is not None and header.get("fingerprint") != fingerprint:
+                log.warning("%s: made by a job with other code, parameters or inputs; discarded, not resumed",
+                            self.partial)
+            else:  # same job, or a partial file from before fingerprints (no header)
+                self.records = records
+                self._rewrite(self.records)  # without a possibly truncated tail, under this job's header
         self.done = {self.key(r) for r in self.records}
         self.n_resumed = len(self.records)    # finished by an earlier, killed run: kept, not redone
+
+    def _rewrite(self, records: list[dict[str, Any]]) -> None:
+        header = [{RESUME_HEADER: {"fingerprint": self.fingerprint}}] if self.fingerprint else []
+        write_jsonl(self.partial, header + records)
 
     def key(self, record: dict[str, Any]) -> tuple:
         return tuple(record[f] for f in self.key_fields)
@@ -133,7 +163,7 @@ class ResumableJsonlWriter:
         """Add one batch. The partial file is rewritten whole (atomic rename): a kill mid-batch keeps the
         file as it was before the batch, never part of it (the rewrite costs O(size) per batch)."""
         records = list(records)
-        write_jsonl(self.partial, self.records + records)
+        self._rewrite(self.records + records)
         self.records += records
         self.done |= {self.key(r) for r in records}
 
@@ -143,8 +173,6 @@ class ResumableJsonlWriter:
         # benchmarks/kill_resume.py reads this line from the job log
         log.info("%s: %d records kept from an earlier run, %d written by this run", self.output, self.n_resumed,
                  len(records) - self.n_resumed)
-        with contextlib.suppress(FileNotFoundError):   # no batch was written
-            self.partial.unlink()
         return records
 
     def close(self) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 
 from infscale import __version__
 from infscale.codehash import package_hash
+from infscale.fingerprint import package_versions
 from infscale.io import read_json, write_json
 
 # the libraries whose versions decide the numbers (all of them are pinned in constraints.txt)
@@ -43,16 +44,6 @@ def git_state(repo: str | Path) -> dict[str, Any]:
     except (OSError, subprocess.CalledProcessError):
         return {"commit": None, "dirty": None, "note": f"{repo} is not a git checkout"}
     return {"commit": commit, "dirty": dirty}
-
-
-def package_versions(names: Sequence[str] = KEY_PACKAGES) -> dict[str, str | None]:
-    versions = {}
-    for name in names:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
-    return versions
 
 
 def lock_drift(constraints: str | Path) -> dict[str, list[str | None]] | None:
@@ -110,7 +101,7 @@ def write_provenance(output: str | Path, *, config: Mapping[str, Any], model_spe
         "git": git_state(repo),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
-        "packages": package_versions(),
+        "packages": package_versions(KEY_PACKAGES),
         "lock": {"file": str(Path(constraints).name), "drift": lock_drift(constraints)},
         "device": device_description(config["device"], threads),
         "config_sha256": config_digest(config),

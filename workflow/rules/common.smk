@@ -3,6 +3,7 @@ from pathlib import Path
 
 from infscale.codehash import code_hash
 from infscale.config import check_config_files, run_triples, validate_config
+from infscale.io import remove_finished_partials
 from infscale.methods import method_module
 from infscale.provenance import git_state
 
