@@ -216,3 +216,22 @@ def cot_scaling_tables(runs: Sequence[Mapping[str, Any]], n_boot: int = 2000, se
         raise ValueError(f"models.{missing[0]}.training_tokens: seed 004 needs the pre-training tokens D of every model")
     return {"styles": style_table, "differences": pd.DataFrame(differences), "toks_generated": toks,
             "models": models}
+
+
+def write_cot_scaling(runs: Sequence[Mapping[str, Any]], outputs: Any, n_boot: int = 2000, seed: int = 0) -> None:
+    """The `cot_scaling` rule: `runs` as `cot_scaling_tables` takes them but with the model spec's path;
+    `outputs` has styles(_md), differences(_md), tokens and models (docs/file-formats.md, "Seed 004")."""
+    from infscale.reports.tables import write_table
+
+    runs = [{**run, "spec": read_json(run["spec"])} for run in runs]
+    tables = cot_scaling_tables(runs, n_boot=n_boot, seed=seed)
+    write_table(tables["styles"], outputs.styles, outputs.styles_md,
+                "Seed 004: accuracy (%, 95% CI) and per-question tokens, FLOPs and seconds by prompt style",
+                floatfmt=".4g")
+    write_table(tables["differences"], outputs.differences, outputs.differences_md,
+                "Seed 004: CoT - standard accuracy (percentage points) on the same questions, 95% bootstrap CI",
+                floatfmt=".4g")
+    with atomic_open(outputs.tokens) as handle:
+        tables["toks_generated"].to_csv(handle, index=False)
+    with atomic_open(outputs.models) as handle:
+        analyse(tables["models"], source="per-model table").to_csv(handle, index=False)
