@@ -103,7 +103,7 @@ def _write_run(root: Path, name: str, correct: list[bool], tokens: list[int]) ->
 
 
 def test_pipeline_tables_pair_questions_and_average_tasks(tmp_path):
-    spec = {"n_params": 1e9, "training_tokens": 2e12, "family": "fam"}
+    spec = {"n_params": 1e9}
     runs = [
         {"dataset": "t1", "model": "m", "spec": spec,
          "standard": _write_run(tmp_path, "t1s", [True, False, False, False], [5, 5, 5, 5]),
@@ -112,7 +112,7 @@ def test_pipeline_tables_pair_questions_and_average_tasks(tmp_path):
          "standard": _write_run(tmp_path, "t2s", [True, True, True, True], [2, 2, 2, 2]),
          "cot": _write_run(tmp_path, "t2c", [True, True, True, False], [8, 8, 8, 8])},
     ]
-    tables = cot_scaling_tables(runs, n_boot=200, seed=1)
+    tables = cot_scaling_tables(runs, {"m": {"training_tokens": 2e12, "family": "fam"}}, n_boot=200, seed=1)
     diffs = tables["differences"].set_index("task")
     assert diffs.loc["t1", "difference"] == pytest.approx(25.0)
     assert diffs.loc["t2", "difference"] == pytest.approx(-25.0)
@@ -127,3 +127,38 @@ def test_pipeline_tables_pair_questions_and_average_tasks(tmp_path):
     assert model["family"] == "fam"
     styles = tables["styles"].set_index(["task", "style"])
     assert styles.loc[("t1", "cot"), "flops"] == pytest.approx(4e10)
+
+
+def test_figures_from_the_study_table(tmp_path):
+    from infscale.reports.cot_scaling import plot_cot_improvement, plot_intersecting_lines
+
+    out = analyse(pd.read_csv(STUDY_TABLE))
+    plot_cot_improvement(out, None, tmp_path / "improvement.png")
+    plot_intersecting_lines(out, tmp_path / "lines.png")
+    plot_intersecting_lines(out.iloc[:0], tmp_path / "empty.png")   # nothing fitted: a figure that says so
+    for name in ("improvement", "lines", "empty"):
+        assert (tmp_path / f"{name}.png").stat().st_size > 0 and (tmp_path / f"{name}.pdf").exists()
+
+
+@pytest.mark.slow
+def test_tiny_cot_run_end_to_end(tmp_path, prepared_smollm2):
+    from conftest import REPO, run_config
+
+    config_path = REPO / "config" / "test-cot-tiny.yaml"
+    run = run_config(tmp_path, config_path, {"smollm2-a": prepared_smollm2, "smollm2-b": prepared_smollm2})
+    styles = pd.read_csv(run.path("results/tables/cot_scaling.csv"))
+    assert len(styles) == 4 and set(styles["style"]) == {"standard", "cot"}
+    assert (styles["ci_low"] <= styles["accuracy"]).all() and (styles["accuracy"] <= styles["ci_high"]).all()
+    assert (styles["flops"] > 0).all() and (styles["seconds"] > 0).all()
+    diffs = pd.read_csv(run.path("results/tables/cot_vs_standard.csv"))
+    assert set(diffs["task"]) == {"products", "ALL"} and (diffs["n_questions"] == 4).all()
+    toks = pd.read_csv(run.path("results/tables/toks_generated.csv"))
+    assert list(toks.columns) == ["model", "task", "reg_tokens", "cot_tokens", "token_ratio", "type"]
+    # greedy on the same checkpoint: both names generate the same tokens
+    assert toks.set_index("model").loc["smollm2-a", "cot_tokens"].tolist() == \
+        toks.set_index("model").loc["smollm2-b", "cot_tokens"].tolist()
+    models = pd.read_csv(run.path("results/tables/train_equivalent_flops.csv")).set_index("model")
+    assert models.loc["smollm2-b", "train_flops"] == pytest.approx(2 * models.loc["smollm2-a", "train_flops"])
+    assert set(models["fit"]) <= {"smollm2", "none"}
+    for figure in ("cot_improvement_by_train_flops", "intersecting_lines"):
+        assert run.path(f"figures/{figure}.png").stat().st_size > 5_000

@@ -83,7 +83,8 @@ def analyse(table: pd.DataFrame, source: str = "input") -> pd.DataFrame:
     fit_intercept, fit_slope and crossover_requests (NaN when the lines do not cross at R > 0).
 
     A family with fewer than two distinct training-FLOP values cannot be fitted on its own: it uses the fit
-    over all models (`pooled`); with fewer than two distinct values overall nothing is fitted (`none`).
+    over all models (`pooled`); with fewer than two distinct values overall nothing is fitted (`none`). A flat
+    fit (slope 0) cannot be inverted: its train-equivalent FLOPs are NaN.
     """
     out = check_input(table, source)
     out["train_flops"] = 6.0 * out["params"] * out["training_tokens"]
@@ -100,9 +101,10 @@ def analyse(table: pd.DataFrame, source: str = "input") -> pd.DataFrame:
             fit, (a, b) = POOLED, pooled
         else:
             continue
-        with np.errstate(over="ignore"):
-            out.loc[rows.index, "train_equivalent_flops"] = np.exp((rows["accuracy_cot"] - a) / b)
         out.loc[rows.index, ["fit", "fit_intercept", "fit_slope"]] = [fit, a, b]
+        if b != 0:  # a flat fit cannot be inverted: no train-equivalent FLOPs
+            with np.errstate(over="ignore"):
+                out.loc[rows.index, "train_equivalent_flops"] = np.exp((rows["accuracy_cot"] - a) / b)
     out["crossover_requests"] = [
         crossover_requests(r.train_flops, r.train_equivalent_flops, r.params, r.tokens_standard, r.tokens_cot)
         for r in out.itertuples()
@@ -158,8 +160,10 @@ def paired_difference(correct_standard: pd.Series, correct_cot: pd.Series, n_boo
     return {"difference": float(diff.mean()), "diff_ci_low": low, "diff_ci_high": high, "n_questions": len(diff)}
 
 
-def cot_scaling_tables(runs: Sequence[Mapping[str, Any]], n_boot: int = 2000, seed: int = 0) -> dict[str, pd.DataFrame]:
-    """`runs`: one per (dataset, model): {dataset, model, spec (model.json), standard/cot: {metrics, graded}}.
+def cot_scaling_tables(runs: Sequence[Mapping[str, Any]], models: Mapping[str, Mapping[str, Any]], n_boot: int = 2000,
+                       seed: int = 0) -> dict[str, pd.DataFrame]:
+    """`runs`: one per (dataset, model): {dataset, model, spec (model.json: n_params), standard/cot: {metrics,
+    graded}}; `models`: the config's `models:` entries (training_tokens, family: the model's name when unset).
 
     Returns `styles` (model, task, style rows), `differences` (paired CoT − standard per task and over all
     tasks), `toks_generated` (the study's shape) and `models` (the per-model input of `analyse`: accuracy and
@@ -203,28 +207,29 @@ def cot_scaling_tables(runs: Sequence[Mapping[str, Any]], n_boot: int = 2000, se
     style_table = pd.DataFrame(styles)
     means = style_table.pivot_table(index="model", columns="style", values=["accuracy", "tokens"], aggfunc="mean",
                                     sort=False)
-    models = pd.DataFrame([{
-        "model": model, "family": specs[model].get("family") or model, "params": specs[model]["n_params"],
-        "training_tokens": specs[model].get("training_tokens"),
+    per_model = pd.DataFrame([{
+        "model": model, "family": models[model].get("family") or model, "params": specs[model]["n_params"],
+        "training_tokens": models[model].get("training_tokens"),
         "accuracy_standard": means.loc[model, ("accuracy", "standard")],
         "accuracy_cot": means.loc[model, ("accuracy", "cot")],
         "tokens_standard": means.loc[model, ("tokens", "standard")],
         "tokens_cot": means.loc[model, ("tokens", "cot")],
     } for model in means.index])
-    missing = models.loc[models["training_tokens"].isna(), "model"].tolist()
+    missing = per_model.loc[per_model["training_tokens"].isna(), "model"].tolist()
     if missing:
         raise ValueError(f"models.{missing[0]}.training_tokens: seed 004 needs the pre-training tokens D of every model")
     return {"styles": style_table, "differences": pd.DataFrame(differences), "toks_generated": toks,
-            "models": models}
+            "models": per_model}
 
 
-def write_cot_scaling(runs: Sequence[Mapping[str, Any]], outputs: Any, n_boot: int = 2000, seed: int = 0) -> None:
-    """The `cot_scaling` rule: `runs` as `cot_scaling_tables` takes them but with the model spec's path;
-    `outputs` has styles(_md), differences(_md), tokens and models (docs/file-formats.md, "Seed 004")."""
+def write_cot_scaling(runs: Sequence[Mapping[str, Any]], models: Mapping[str, Mapping[str, Any]], outputs: Any,
+                      n_boot: int = 2000, seed: int = 0) -> None:
+    """The `cot_scaling` rule: `runs` and `models` as `cot_scaling_tables` takes them but with the model spec's
+    path; `outputs` has styles(_md), differences(_md), tokens and models (docs/file-formats.md, "Seed 004")."""
     from infscale.reports.tables import write_table
 
     runs = [{**run, "spec": read_json(run["spec"])} for run in runs]
-    tables = cot_scaling_tables(runs, n_boot=n_boot, seed=seed)
+    tables = cot_scaling_tables(runs, models, n_boot=n_boot, seed=seed)
     write_table(tables["styles"], outputs.styles, outputs.styles_md,
                 "Seed 004: accuracy (%, 95% CI) and per-question tokens, FLOPs and seconds by prompt style",
                 floatfmt=".4g")

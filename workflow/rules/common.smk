@@ -200,6 +200,8 @@ COT_PAIRS = cot_scaling_pairs(config)
 
 def cot_scaling_runs():
     """Per (dataset, model): the graded responses and metrics of both prompt styles, and the model spec."""
+    if not COT_PAIRS:
+        return []
     styles = {"standard": config["cot_scaling"]["standard"], "cot": config["cot_scaling"]["cot"]}
     return [
         {"dataset": d, "model": m, "spec": f"resources/models/{m}/model.json",

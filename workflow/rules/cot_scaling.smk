@@ -20,6 +20,7 @@ rule cot_scaling:
                       category="Seed 004"),
     params:
         runs=cot_scaling_runs(),
+        models=config["models"],  # training_tokens D and family of each model
         n_boot=config.get("aggregate", {}).get("n_boot", 2000),
         seed=config["seed"],
         code=code_hash("infscale.cot_scaling", "infscale.estimators", "infscale.reports.tables"),

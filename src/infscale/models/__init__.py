@@ -95,7 +95,7 @@ def prepare_model(cfg: ModelConfig, out_dir: str | Path) -> dict[str, Any]:
         "name": cfg.name, "source": cfg.source, "path": path, "hub_id": cfg.id if cfg.source == "hub" else None,
         "revision": cfg.revision, "dtype": cfg.dtype, "model_type": hf_config.model_type,
         **count_parameters(hf_config), "training_tokens": cfg.training_tokens,
-        "family": cfg.family, "has_chat_template": has_chat_template, "gguf": gguf, "config": hf_config.to_dict(),
+        "has_chat_template": has_chat_template, "gguf": gguf, "config": hf_config.to_dict(),
     }
     write_json(out_dir / "model.json", spec)
     return spec

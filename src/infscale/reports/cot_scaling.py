@@ -59,10 +59,15 @@ def plot_intersecting_lines(models: pd.DataFrame, png_path: str | Path, max_requ
     """Total cost against requests R (log-log), CoT vs the train-equivalent standard model, one panel per model
     with train-equivalent FLOPs; R* marked (dashed) and each regime shaded by the strategy that is cheaper."""
     rows = models[np.isfinite(models["train_equivalent_flops"])]
-    if rows.empty:
-        raise ValueError("intersecting lines: no model has train-equivalent FLOPs (a family needs two training-FLOP "
-                         "values, or the table two models overall)")
     sns.set_theme(style="whitegrid")
+    if rows.empty:
+        # a run of one model (or of models with one training-FLOP value) has no fit to invert: say so in the figure
+        fig, ax = plt.subplots(figsize=(6, 2))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "no model has train-equivalent FLOPs:\nthe fit needs two distinct training-FLOP values",
+                ha="center", va="center")
+        save_figure(fig, png_path)
+        return
     n_cols = min(3, len(rows))
     n_rows = math.ceil(len(rows) / n_cols)
     fig, axes = plt.subplots(n_rows, n_cols, figsize=(5.2 * n_cols, 4.0 * n_rows), squeeze=False)
