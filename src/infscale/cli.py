@@ -42,6 +42,13 @@ def _check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cot_scaling(args: argparse.Namespace) -> int:
+    from infscale.cot_scaling import analyse_file
+
+    analyse_file(args.input, args.output)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="infscale", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -72,6 +79,15 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("config", help="config YAML")
     check.add_argument("--schema", default=str(SCHEMA), help="config schema (default: the workflow's)")
     check.set_defaults(func=_check_config)
+    return 0
+
+
+    cot = commands.add_parser("cot-scaling", help="seed 004: CoT improvement, train-equivalent FLOPs, crossover R*")
+    cot.add_argument("--input", required=True, help="CSV with columns model, family, params, training_tokens, "
+                     "accuracy_standard, accuracy_cot, tokens_standard, tokens_cot (accuracy in any one unit)")
+    cot.add_argument("--output", required=True, help="CSV written with added train_flops, cot_improvement, "
+                     "train_equivalent_flops, fit, fit_intercept, fit_slope, crossover_requests")
+    cot.set_defaults(func=_cot_scaling)
     return parser
 
 

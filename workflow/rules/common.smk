@@ -2,7 +2,7 @@ import re
 from pathlib import Path
 
 from infscale.codehash import code_hash
-from infscale.config import check_config_files, run_triples, validate_config
+from infscale.config import check_config_files, cot_scaling_pairs, run_triples, validate_config
 from infscale.io import remove_finished_partials
 from infscale.methods import method_module
 from infscale.provenance import git_state
@@ -134,7 +134,7 @@ def final_outputs():
         "figures/accuracy_vs_tflops.png",
         "figures/accuracy_vs_seconds.png",
         "figures/efficiency_ranking.png",
-    ] + prm_quality_outputs() + labelling_outputs()
+    ] + prm_quality_outputs() + labelling_outputs() + cot_scaling_outputs()
 
 
 # --- PRM scoring and tree search (score.smk) ---
@@ -209,4 +209,36 @@ def labelling_outputs():
         "figures/reliability.png",
         "figures/confidence_rules_vs_n.png",
         "figures/confidence_cost.png",
+    ]
+
+
+# --- seed 004: standard vs chain-of-thought across scales (cot_scaling.smk) ---
+
+
+COT_PAIRS = cot_scaling_pairs(config)
+
+
+def cot_scaling_runs():
+    """Per (dataset, model): the graded responses and metrics of both prompt styles, and the model spec."""
+    if not COT_PAIRS:
+        return []
+    styles = {"standard": config["cot_scaling"]["standard"], "cot": config["cot_scaling"]["cot"]}
+    return [
+        {"dataset": d, "model": m, "spec": f"resources/models/{m}/model.json",
+         **{style: {"graded": f"results/graded/{d}/{m}/{method}/samples.jsonl",
+                    "metrics": f"results/metrics/{d}/{m}/{method}.json"} for style, method in styles.items()}}
+        for d, m in COT_PAIRS
+    ]
+
+
+def cot_scaling_outputs():
+    if not COT_PAIRS:
+        return []
+    return [
+        "results/tables/cot_scaling.csv",
+        "results/tables/cot_vs_standard.csv",
+        "results/tables/toks_generated.csv",
+        "results/tables/train_equivalent_flops.csv",
+        "figures/cot_improvement_by_train_flops.png",
+        "figures/intersecting_lines.png",
     ]
