@@ -79,8 +79,6 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("config", help="config YAML")
     check.add_argument("--schema", default=str(SCHEMA), help="config schema (default: the workflow's)")
     check.set_defaults(func=_check_config)
-    return 0
-
 
     cot = commands.add_parser("cot-scaling", help="seed 004: CoT improvement, train-equivalent FLOPs, crossover R*")
     cot.add_argument("--input", required=True, help="CSV with columns model, family, params, training_tokens, "
