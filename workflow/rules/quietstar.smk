@@ -21,8 +21,7 @@ rule train_quietstar:
         dataset=lambda w: config["datasets"][w.dataset],
         seed=config["seed"],
         device=config["device"],
-        code=code_hash("infscale.train_quietstar", "infscale.methods.quietstar", "infscale.models.hf",
-                       "infscale.data", "infscale.prompts", "infscale.estimators"),
+        code=code_hash("infscale.train_quietstar"),
     threads: config.get("threads") or 2
     resources:
         gpu=GPU,

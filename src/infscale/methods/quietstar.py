@@ -318,18 +318,29 @@ class ThoughtStats:
         return list(range(first, len(self.sequences)))
 
     def responses(self, n: int) -> list[tuple[list[list[int]], int]]:
-        """(thoughts, thoughts charged) of the `n` sequences created last — the sampler's responses, in order:
-        a response reads its ancestors' thoughts (the prompt's) too; only the first child of each is charged."""
+        """(thoughts, thoughts charged) of each of the `n` responses of the sampler's batch, in order.
+
+        A response's rows are the sequences nothing was copied from (leaves), in creation order: n of them per
+        `sample_continuations` call (the reasoning, then the answer phase when there is one). A leaf reads its
+        ancestors' thoughts too (the shared prompt's); only the first child of each ancestor is charged them.
+        """
+        has_child = {s.parent for s in self.sequences}
+        leaves = [i for i in range(len(self.sequences)) if i not in has_child]
+        if not leaves or len(leaves) % n:
+            raise RuntimeError(f"{len(leaves)} decoded rows do not split into phases of {n} responses")
         result = []
-        for index in range(len(self.sequences) - n, len(self.sequences)):
-            chain, charged, node, paying = [], 0, index, True
-            while node is not None:
-                seq = self.sequences[node]
-                chain = seq.thoughts + chain
-                charged += len(seq.thoughts) if paying else 0
-                paying = paying and seq.charged
-                node = seq.parent
-            result.append((chain, charged))
+        for response in range(n):
+            thoughts, charged = [], 0
+            for leaf in leaves[response::n]:
+                chain, node, paying = [], leaf, True
+                while node is not None:
+                    seq = self.sequences[node]
+                    chain = seq.thoughts + chain
+                    charged += len(seq.thoughts) if paying else 0
+                    paying = paying and seq.charged
+                    node = seq.parent
+                thoughts += chain
+            result.append((thoughts, charged))
         return result
 
 
