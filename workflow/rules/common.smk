@@ -234,7 +234,7 @@ def cot_scaling_runs():
     ]
 
 
-def cot_scaling_outputs() + quietstar_outputs():
+def cot_scaling_outputs():
     if not COT_PAIRS:
         return []
     return [
@@ -245,3 +245,33 @@ def cot_scaling_outputs() + quietstar_outputs():
         "figures/cot_improvement_by_train_flops.png",
         "figures/intersecting_lines.png",
     ]
+
+
+# --- Quiet-STaR (quietstar.smk) ---
+
+
+def resolved_thinker(name, dataset):
+    """A `thinkers:` entry plus the weights file its training on `dataset`'s task writes."""
+    if name not in config.get("thinkers", {}):
+        raise ValueError(f"thinker {name!r} is not defined under `thinkers:` (known: {sorted(config.get('thinkers', {}))})")
+    return {**config["thinkers"][name], "name": name, "weights": f"results/quietstar/{dataset}/{name}/weights.pt"}
+
+
+def thinker_inputs(wildcards):
+    """The trained Quiet-STaR weights a Quiet-STaR method's generate job reads (none for other methods)."""
+    name = config["methods"][wildcards.method].get("thinker")
+    return [resolved_thinker(name, wildcards.dataset)["weights"]] if name else []
+
+
+def thinker_pairs():
+    """(dataset, thinker) of every Quiet-STaR method some run evaluates."""
+    return sorted({(d, config["methods"][m]["thinker"]) for d, _, m in RUNS if "thinker" in config["methods"][m]})
+
+
+def thinker_eval_tests(wildcards):
+    """Test splits of every dataset the thinker is evaluated on: their questions are never trained on."""
+    return [f"results/data/{d}/test.jsonl" for d, t in thinker_pairs() if t == wildcards.thinker]
+
+
+def quietstar_outputs():
+    return [f"results/quietstar/{d}/{t}/{name}" for d, t in thinker_pairs() for name in ("curves.png", "heldout.json")]
