@@ -127,5 +127,6 @@ def test_quietstar_rebase_counts_the_trees_thoughts(quietstar_run):
         first = next(r for r in group if r["sample"] == 0)
         assert sum(r["n_thought_tokens"] for r in group) == first["meta"]["tree_thought_tokens"] > 0
         assert first["meta"]["thoughts"] and "tree" in first["meta"]
+        assert all(r["flops"]["thought"] > 0 for r in group if r["n_thought_tokens"])
     efficiency = list(csv.DictReader(quietstar_run.path("results/tables/efficiency.csv").open()))
     assert {"sample2", "qs2", "qs_rebase2"} <= {r["method"] for r in efficiency}

@@ -27,7 +27,8 @@ from infscale.methods.quietstar import QuietStarDecoder
 from infscale.methods.rebase import RebaseConfig
 from infscale.methods.sampling import SamplingConfig
 from infscale.methods.sampling import generate as generate_samples
-from infscale.methods.tree import generate_tree, round_preserving_sum
+from infscale.compute import ModelDims, thought_flops
+from infscale.methods.tree import generate_tree, load_tree_scorer, round_preserving_sum
 from infscale.models.hf import LoadedModel
 
 TREE_THOUGHTS_KEPT = 32     # thoughts of a tree stored (decoded) in its sample 0
@@ -63,14 +64,26 @@ def thinking_model(lm: LoadedModel, thinker: dict[str, Any]) -> tuple[LoadedMode
     return dataclasses.replace(lm, model=decoder), decoder
 
 
+def load_thinking(lm: LoadedModel, cfg: QuietStarConfig | QuietStarRebaseConfig) -> dict[str, Any]:
+    """The methods' `load`: the Quiet-STaR wrapper with its trained weights (timed as load time)."""
+    thinking, decoder = thinking_model(lm, cfg.thinker)
+    return {"thinking": thinking, "decoder": decoder}
+
+
+def load_thinking_search(lm: LoadedModel, cfg: QuietStarRebaseConfig) -> dict[str, Any]:
+    return {**load_tree_scorer(lm, cfg), **load_thinking(lm, cfg)}
+
+
 def _seed(seed: int, question: dict[str, Any]) -> int:
     # thoughts get their own stream, seeded like the sampler's per batch (a resumed run draws the same)
     return (seed * 1_000_003 + question["meta"]["index"]) ^ 0x5EED
 
 
 def generate(questions: list[dict[str, Any]], shots: list[dict[str, Any]], lm: LoadedModel, cfg: QuietStarConfig,
-             seed: int) -> Iterator[list[dict[str, Any]]]:
-    thinking, decoder = thinking_model(lm, cfg.thinker)
+             seed: int, thinking: LoadedModel | None = None,
+             decoder: QuietStarDecoder | None = None) -> Iterator[list[dict[str, Any]]]:
+    if thinking is None or decoder is None:
+        thinking, decoder = thinking_model(lm, cfg.thinker)
     size = decoder.qs.n_thought_tokens + 2
     decode = lm.tokenizer.decode
     per_batch = cfg.questions_per_batch
@@ -88,23 +101,31 @@ def generate(questions: list[dict[str, Any]], shots: list[dict[str, Any]], lm: L
 
 
 def generate_rebase(questions: list[dict[str, Any]], shots: list[dict[str, Any]], lm: LoadedModel,
-                    cfg: QuietStarRebaseConfig, seed: int) -> Iterator[list[dict[str, Any]]]:
-    thinking, decoder = thinking_model(lm, cfg.thinker)
+                    cfg: QuietStarRebaseConfig, seed: int, scorer: Any = None, thinking: LoadedModel | None = None,
+                    decoder: QuietStarDecoder | None = None) -> Iterator[list[dict[str, Any]]]:
+    if thinking is None or decoder is None:
+        thinking, decoder = thinking_model(lm, cfg.thinker)
+    scorer = scorer or load_tree_scorer(lm, cfg)["scorer"]
+    dims = ModelDims.from_config(lm.spec["config"])
     decode = lm.tokenizer.decode
     for question in questions:
         decoder.reset_stats()
         decoder.generator = torch.Generator(device=lm.device).manual_seed(_seed(seed, question))
-        for records in generate_tree([question], shots, thinking, cfg, seed):
+        for records in generate_tree([question], shots, thinking, cfg, seed, scorer=scorer):
             stats = decoder.stats
             tokens = [r["n_completion_tokens"] for r in records]
             total = sum(tokens) or 1
             shares = round_preserving_sum([stats.n_thought_tokens * t / total for t in tokens], stats.n_thought_tokens)
             for record, share in zip(records, shares):
                 record["n_thought_tokens"] = share
+                # the tree measures its own decode FLOPs (so generate.py keeps its flops); thoughts added here
+                record["flops"]["thought"] = thought_flops(dims, record["n_prompt_tokens"],
+                                                           record["n_completion_tokens"], share)
             records[0]["meta"]["thoughts"] = [decode(t) for t in stats.thoughts[:TREE_THOUGHTS_KEPT]]
             records[0]["meta"]["tree_thought_tokens"] = stats.n_thought_tokens
             yield records
 
 
-SPEC = register(MethodSpec(kind="quietstar", config_class=QuietStarConfig, generate=generate))
-REBASE_SPEC = register(MethodSpec(kind="quietstar_rebase", config_class=QuietStarRebaseConfig, generate=generate_rebase))
+SPEC = register(MethodSpec(kind="quietstar", config_class=QuietStarConfig, generate=generate, load=load_thinking))
+REBASE_SPEC = register(MethodSpec(kind="quietstar_rebase", config_class=QuietStarRebaseConfig,
+                                  generate=generate_rebase, load=load_thinking_search))
