@@ -250,7 +250,7 @@ def expand(lm: LoadedModel, parents: list[Node], counts: list[int], cfg: TreeSea
     headers = [tok(cfg.header(c.depth), add_special_tokens=False)["input_ids"] if cfg.header(c.depth) else []
                for c in children]
     tails = [p.path_text[-STOP_TAIL_CHARS:] for p in rows_parent]
-    header_chars = [len(cfg.header(c.depth)) for c in children]
+    header_chars = [len(tok.decode(ids, skip_special_tokens=True)) for ids in headers]  # as the step decodes
     while active:
         tokens = sample_next(logits, params, generator)
         # the policy's own (untempered) log-probability of each sampled token: the value head reads it

@@ -8,7 +8,7 @@
   trained on Monte-Carlo rollout labels (`infscale.scoring.prm_train`). When it reads the model that
   generates (tree search), scoring a node costs a dot product: the tree already has both.
 
-Steps are split by `split_steps` (separator configurable; blank pieces join the step before them).
+Steps are split by `split_steps` (separator configurable; blank lines join the step after them, as in tree search).
 """
 
 from __future__ import annotations
