@@ -35,7 +35,7 @@ def tiny_llama_checkpoint(smollm2_checkpoint: Path) -> Path:
 
 
 def _thinker(**overrides):
-    from infscale.train_quietstar import ThinkerConfig
+    from infscale.methods.quietstar import ThinkerConfig
 
     cfg = yaml.safe_load(QS_CONFIG.read_text())["thinkers"]["qs"]
     return ThinkerConfig.from_config("qs", {**cfg, **overrides})
@@ -67,7 +67,7 @@ def test_killed_training_resumes_to_the_same_weights(tiny_llama_checkpoint, tmp_
 
 
 def test_bad_thinker_config_names_the_key():
-    from infscale.train_quietstar import ThinkerConfig
+    from infscale.methods.quietstar import ThinkerConfig
 
     with pytest.raises(ValueError, match=r"thinkers\.qs: unknown key\(s\) \['n_ahead'\]"):
         ThinkerConfig.from_config("qs", {"model": "m", "n_ahead": 8})

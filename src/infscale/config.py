@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -72,6 +73,9 @@ def _describe(error: jsonschema.ValidationError) -> str:
         extra = sorted(set(error.instance) - set(allowed)) if isinstance(error.instance, dict) else []
         keys = ", ".join(_key_path(where + [k]) for k in extra)
         return f"unknown key {keys} (allowed here: {', '.join(allowed)})"
+    if error.validator == "unevaluatedProperties":  # how methods composed of shared parts ($ref) report extra keys
+        extra = re.findall(r"'([^']+)'", error.message.partition("(")[2])
+        return f"unknown key {', '.join(_key_path(where + [k]) for k in extra)}"
     if error.validator == "required":
         missing = error.message.split("'")[1] if "'" in error.message else error.message
         return f"missing key {_key_path(where + [missing])}"

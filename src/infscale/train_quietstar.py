@@ -21,74 +21,18 @@ import csv
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from infscale.io import atomic_open, read_json, read_jsonl, write_json
-from infscale.methods.quietstar import OFFICIAL_THINKING_KEYS, QuietStarLM, from_official_state_dict
+from infscale.methods.quietstar import OFFICIAL_THINKING_KEYS, QuietStarLM, ThinkerConfig, wrap
 
 log = logging.getLogger(__name__)
 
 CURVE_COLUMNS = ("step", "loss", "base_nll", "mixed_nll", "reward", "policy_loss", "control_nll", "seconds")
-
-
-@dataclass(frozen=True)
-class ThinkerConfig:
-    """A `thinkers:` entry. Defaults are the official training run's (quiet-star-train.py + modeling_mistral.py:
-    n_ahead 12 = start + 9 thought tokens + end + 1, n_ahead_talk 4, n_passes 2, lr 1e-6, AdamW weight decay
-    0.001, 20 warm-up steps, gradient norm clip 1, policy_loss_beta 1e6, original_loss_weight 0.5,
-    REINFORCE temperature 3, 8 texts per step, 256 tokens, killed after 100 steps)."""
-
-    name: str
-    model: str
-    source: str = "train"               # train | official (load ezelikman/quietstar-8-ahead's heads)
-    n_thought_tokens: int = 9
-    n_talk: int = 4
-    n_passes: int = 2
-    thought_temperature: float = 1.0
-    reinforce_temperature: float = 3.0
-    policy_weight: float = 1e6
-    original_loss_weight: float = 0.5
-    learning_rate: float = 1e-6
-    weight_decay: float = 0.001
-    warmup_steps: int = 20
-    max_grad_norm: float = 1.0
-    steps: int = 100
-    batch_size: int = 8                 # texts per step (each run n_passes times)
-    max_length: int = 256               # tokens per text
-    checkpoint_every: int = 10          # steps between resumable checkpoints
-    control: bool = True                # also fine-tune the plain LM on the same texts (the control)
-    text: dict[str, Any] = field(default_factory=dict)   # task, task_config, seed, n_train, n_heldout
-
-    @classmethod
-    def from_config(cls, name: str, cfg: dict[str, Any]) -> "ThinkerConfig":
-        known = {f.name for f in fields(cls)} - {"name"}
-        unknown = sorted(set(cfg) - known)
-        if unknown:
-            raise ValueError(f"thinkers.{name}: unknown key(s) {unknown}; known: {sorted(known)}")
-        if cfg.get("source", "train") not in ("train", "official"):
-            raise ValueError(f"thinkers.{name}.source: expected train|official, got {cfg['source']!r}")
-        return cls(name=name, **cfg)
-
-    def wrapper_settings(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in ("n_thought_tokens", "n_talk", "n_passes", "thought_temperature",
-                                              "reinforce_temperature", "policy_weight", "original_loss_weight")}
-
-
-def wrap(model: Any, tokenizer: Any, cfg: ThinkerConfig, weights: str | Path | None = None) -> QuietStarLM:
-    """The Quiet-STaR wrapper of `model` for thinker `cfg`, with its trained weights when given."""
-    if cfg.source == "official":
-        if weights is None:
-            raise ValueError(f"thinkers.{cfg.name}: an official thinker needs its extracted weights file")
-        state = torch.load(weights, map_location="cpu", weights_only=True)
-        return from_official_state_dict(model, state, tokenizer=tokenizer, **cfg.wrapper_settings())
-    qs = QuietStarLM(model, tokenizer=tokenizer, **cfg.wrapper_settings())
-    if weights is not None:
-        qs.load(weights)
-    return qs.to(model.device)
 
 
 # --- training text --------------------------------------------------------------------------------------------

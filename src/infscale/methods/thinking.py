@@ -55,7 +55,7 @@ class QuietStarRebaseConfig(RebaseConfig):
 
 def thinking_model(lm: LoadedModel, thinker: dict[str, Any]) -> tuple[LoadedModel, QuietStarDecoder]:
     """`lm` with its model wrapped for thinking generation (trained weights loaded), and the decoder."""
-    from infscale.train_quietstar import ThinkerConfig, wrap
+    from infscale.methods.quietstar import ThinkerConfig, wrap
 
     cfg = ThinkerConfig.from_config(thinker["name"], {k: v for k, v in thinker.items()
                                                        if k not in ("name", "weights")})
