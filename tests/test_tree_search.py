@@ -342,6 +342,7 @@ def test_prm_quality_table_and_sampling_scores(search_run: Workflow):
         assert len(s["step_scores"]) == len(split_steps(r["completion"])) and s["flops"] > 0
 
 
+@pytest.mark.slow
 def test_adding_a_width_adds_jobs_without_code(tmp_path: Path, prepared_smollm2: Path):
     config = yaml.safe_load(SEARCH_CONFIG.read_text())
     workflow = Workflow(tmp_path, config, models={"smollm2-135m": prepared_smollm2})

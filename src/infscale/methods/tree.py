@@ -434,7 +434,7 @@ def path_of(nodes: list[Node], leaf: Node) -> list[Node]:
     return path[::-1]
 
 
-def _round_preserving_sum(values: list[float], total: int) -> list[int]:
+def round_preserving_sum(values: list[float], total: int) -> list[int]:
     """Integers that sum to `total`, each the floor of its value plus one for the largest remainders."""
     floors = [math.floor(v + 1e-9) for v in values]
     order = sorted(range(len(values)), key=lambda i: floors[i] - values[i])
@@ -465,7 +465,7 @@ def leaf_records(question: dict[str, Any], prompt: str, nodes: list[Node], costs
             share[leaf_i] += node.tokens / len(owners)
             decode_flops[leaf_i] += node.flops / len(owners)
     total_tokens = sum(n.tokens for n in nodes[1:])
-    tokens = _round_preserving_sum(share, total_tokens)
+    tokens = round_preserving_sum(share, total_tokens)
     records = []
     for sample, leaf in enumerate(leaves):
         path = path_of(nodes, leaf)

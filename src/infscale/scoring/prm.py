@@ -23,6 +23,7 @@ import torch
 
 from infscale.compute import ModelDims, sequence_flops
 from infscale.io import ResumableJsonlWriter, read_json, read_jsonl
+from infscale.fingerprint import job_fingerprint
 
 KINDS = ("hub", "value_head")
 # what a value head reads at each step: the hidden state at the step's end and/or `step_surprisal`
@@ -404,7 +405,10 @@ def score_responses(samples_path: str | Path, questions_path: str | Path, scorer
     cfg = PRMConfig.from_config(scorer_cfg.get("name", "prm"), {k: v for k, v in scorer_cfg.items() if k != "name"})
     records = read_jsonl(samples_path)
     question_text = {q["id"]: q["question"] for q in read_jsonl(questions_path)}
-    writer = ResumableJsonlWriter(output, key_fields=("id", "sample"))
+    scorer_files = [f for f in (scorer_cfg.get("path"), scorer_cfg.get("model_spec")) if f and Path(f).is_file()]
+    fingerprint = job_fingerprint(("infscale.scoring.prm",), {"scorer": scorer_cfg, "device": device},
+                                  [samples_path, questions_path, *scorer_files])
+    writer = ResumableJsonlWriter(output, key_fields=("id", "sample"), fingerprint=fingerprint)
     todo = [r for r in records if (r["id"], r["sample"]) not in writer.done]
     copied = [r for r in todo if r.get("step_scores") is not None and r.get("meta", {}).get("scorer") == cfg.name]
     writer.write_many([{"id": r["id"], "sample": r["sample"], "scorer": cfg.name, "step_scores": r["step_scores"],
