@@ -91,3 +91,28 @@ def test_answer_phase_decodes_after_the_suffix(lm):
     assert flops["decode"] > generation_flops(dims, 10, 10, 6)["decode"]
     again = [r for batch in generate(questions, [], lm, cfg, seed=1) for r in batch]
     assert [r["answer_text"] for r in again] == [r["answer_text"] for r in records]   # seeded
+
+
+def test_samples_do_not_depend_on_batch_size_or_shards(lm):
+    """Each (question, sample) draws from its own stream: byte-identical samples however the work is split."""
+    from infscale.generate import shard_slice
+    from infscale.methods.sampling import SamplingConfig, generate
+
+    questions = [{"id": f"q{i}", "question": f"{i + 2} * {i + 3}?", "meta": {"index": i}} for i in range(4)]
+
+    def run(batch_size: int, n_shards: int) -> list[tuple]:
+        cfg = SamplingConfig(n_samples=3, temperature=1.0, max_new_tokens=8, batch_size=batch_size,
+                             prompt={"style": "fewshot", "n_shots": 2, "chat_template": "never"})
+        records = []
+        for shard in range(n_shards):
+            part = questions[shard_slice(len(questions), shard, n_shards)]
+            for batch in generate(part, SHOTS, lm, cfg, seed=42):
+                records += batch
+        return sorted((r["id"], r["sample"], r["completion"], r["n_completion_tokens"], r["finish_reason"])
+                      for r in records)
+
+    reference = run(batch_size=12, n_shards=1)          # all four questions in one batch
+    assert len({r[2] for r in reference}) > 4            # samples really vary
+    assert run(batch_size=3, n_shards=1) == reference    # one question per batch
+    assert run(batch_size=6, n_shards=2) == reference    # two shards of two-question batches
+    assert run(batch_size=12, n_shards=3) == reference   # uneven shards

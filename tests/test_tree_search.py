@@ -327,7 +327,8 @@ def test_prm_quality_table_and_sampling_scores(search_run: Workflow):
     (trained,) = pd.read_csv(search_run.path("results/tables/prm_quality.csv")).to_dict("records")
     assert (trained["scorer"], trained["dataset"], trained["model"], trained["features"]) == \
         ("vh", "chain", "smollm2-135m", "surprisal")
-    for name in ("step_auroc", "reference_step_auroc", "final_auroc_last", "baseline_step_auroc"):
+    for name in ("step_auroc", "reference_step_auroc", "final_auroc_last", "untrained_mean_step_auroc",
+                 "untrained_min_step_auroc", "untrained_mean_reference_step_auroc", "untrained_min_reference_step_auroc"):
         # a tiny run may lack one class (NaN)
         assert math.isnan(trained[name]) or 0 <= trained[name] <= 1
         assert math.isnan(trained[f"{name}_lo"]) or 0 <= trained[f"{name}_lo"] <= trained[f"{name}_hi"] <= 1
@@ -341,6 +342,7 @@ def test_prm_quality_table_and_sampling_scores(search_run: Workflow):
         assert len(s["step_scores"]) == len(split_steps(r["completion"])) and s["flops"] > 0
 
 
+@pytest.mark.slow
 def test_adding_a_width_adds_jobs_without_code(tmp_path: Path, prepared_smollm2: Path):
     config = yaml.safe_load(SEARCH_CONFIG.read_text())
     workflow = Workflow(tmp_path, config, models={"smollm2-135m": prepared_smollm2})
@@ -629,3 +631,105 @@ def test_seed000_rebase_runs_as_rebase_py_does():
         # rebase.py's tokenizer call adds Mistral's <s> (a stand-in tokenizer that adds BOS, as Mistral's does)
         assert build_prompt("Tom has 3 apples.", [], cfg.prompt_config, _MistralLikeTokenizer()) == \
             "<s>Tom has 3 apples.\nA: Let's think step by step."
+
+
+
+# --- value-head selection and the untrained baselines (issue 11, item 6) -----------------------------------
+
+def _synthetic_training(monkeypatch, d_model=3):
+    """train_value_head without a model: rollouts and features are made up, the surprisal mean column is the
+    informative one; returns the problems each rollout call was given."""
+    from types import SimpleNamespace
+
+    from infscale.scoring import prm_train
+
+    calls = []
+    rng = random.Random(0)
+
+    def rollouts(lm, problems, shots, cfg, generator):
+        calls.append([p["id"] for p in problems])
+        out = []
+        for p in problems:
+            for _ in range(2):
+                good = [rng.random() < 0.5 for _ in range(3)]
+                out.append({"id": p["id"], "prompt": "P", "steps": ["a\n", "b\n", "c"], "correct": good[-1],
+                            "values": [float(g) for g in good], "reference": "1", "on_reference": good[:2],
+                            "_good": good})
+        return out
+
+    def features(lm, prompts, steps, names, batch_size=16):
+        assert tuple(names) == ("hidden", "surprisal")
+        feats = []
+        for _ in prompts:
+            rows = []
+            for good in pending.pop(0):
+                noise = [rng.gauss(0, 1) for _ in range(d_model)]
+                mean_lp = (-0.5 if good else -2.0) + rng.gauss(0, 0.3)
+                rows.append(noise + [mean_lp, 0.0, mean_lp - 1, 0.0])
+            feats.append(torch.tensor(rows))
+        return feats, [0.0] * len(prompts)
+
+    pending: list = []
+    real_rollouts = rollouts
+
+    def tracked_rollouts(*args):
+        out = real_rollouts(*args)
+        pending.extend(s["_good"] for s in out)
+        return out
+
+    lm = SimpleNamespace(model=SimpleNamespace(config=SimpleNamespace(hidden_size=d_model)), device="cpu")
+    monkeypatch.setattr(prm_train, "load_model", lambda spec, device, dtype: lm)
+    monkeypatch.setattr(prm_train, "rollout_labels", tracked_rollouts)
+    monkeypatch.setattr(prm_train, "path_step_features", features)
+    return calls
+
+
+def test_value_head_candidates_are_chosen_on_validation_problems_only(tmp_path, monkeypatch):
+    from infscale.io import write_json, write_jsonl
+    from infscale.scoring.prm import ValueHead
+    from infscale.scoring.prm_train import train_value_head
+
+    calls = _synthetic_training(monkeypatch)
+    write_jsonl(tmp_path / "train.jsonl", [{"id": f"p{i}", "question": "?", "answer": "1"} for i in range(24)])
+    write_json(tmp_path / "model.json", {"path": "m", "name": "m"})
+    cfg = {"kind": "value_head", "model": "m", "features": [["surprisal"], ["hidden", "surprisal"]],
+           "l2": [0.01, 1.0], "holdout_fraction": 0.25, "validation_fraction": 0.25,
+           "prompt": {"style": "zeroshot"}}
+    quality = train_value_head(tmp_path / "train.jsonl", tmp_path / "model.json", cfg, tmp_path / "head.pt",
+                               tmp_path / "quality.json", dataset="d")
+    fit, validation, held = (set(c) for c in calls)
+    assert not (fit & validation or fit & held or validation & held)
+    assert (len(fit), len(validation), len(held)) == (14, 4, 6)
+    assert (quality["n_fit_problems"], quality["n_validation_problems"], quality["n_heldout_problems"]) == (18, 4, 6)
+    assert quality["selected_by"] == "reference_step_auroc" and len(quality["selection"]) == 4
+    best = max(quality["selection"], key=lambda t: t["validation_auroc"])
+    assert (quality["features"], quality["l2"]) == (best["features"], best["l2"])
+    assert ValueHead.load(tmp_path / "head.pt").features == tuple(quality["features"].split("+"))
+    # the untrained scores are measured on both label kinds; here the mean log-prob is the informative one
+    for name in ("untrained_mean_step_auroc", "untrained_min_step_auroc", "untrained_mean_reference_step_auroc",
+                 "untrained_min_reference_step_auroc"):
+        assert 0 <= quality[f"{name}_lo"] <= quality[name] <= quality[f"{name}_hi"] <= 1
+    assert quality["untrained_mean_reference_step_auroc"] > 0.8
+
+
+def test_a_single_candidate_needs_no_validation_split(tmp_path, monkeypatch):
+    from infscale.io import write_json, write_jsonl
+    from infscale.scoring.prm_train import train_value_head
+
+    calls = _synthetic_training(monkeypatch)
+    write_jsonl(tmp_path / "train.jsonl", [{"id": f"p{i}", "question": "?", "answer": "1"} for i in range(12)])
+    write_json(tmp_path / "model.json", {"path": "m", "name": "m"})
+    quality = train_value_head(tmp_path / "train.jsonl", tmp_path / "model.json",
+                               {"kind": "value_head", "model": "m", "features": ["hidden"], "l2": 0.1,
+                                "prompt": {"style": "zeroshot"}},
+                               tmp_path / "head.pt", tmp_path / "quality.json", dataset="d")
+    assert len(calls) == 2 and quality["n_validation_problems"] == 0 and quality["selection"] == []
+    assert (quality["features"], quality["l2"]) == ("hidden", 0.1)
+
+
+def test_prm_config_checks_candidate_features():
+    assert PRMConfig("v", "value_head", model="m", features=[["surprisal"], ["hidden", "surprisal"]]).feature_sets \
+        == [("surprisal",), ("hidden", "surprisal")]
+    assert PRMConfig("v", "value_head", model="m", l2=[0.1, 1]).l2_values == [0.1, 1.0]
+    with pytest.raises(ValueError, match="features"):
+        PRMConfig("v", "value_head", model="m", features=[["surprisal"], ["logits"]])

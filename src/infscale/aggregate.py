@@ -127,11 +127,12 @@ def aggregate(graded_path: str | Path, timing_path: str | Path, output: str | Pa
               method: str, n_params: int, weights: Mapping[str, str | Path] | None = None, rules: Sequence[str] = UNWEIGHTED_RULES,
               weighted_rules: Sequence[str] = WEIGHTED_RULES,
               seed: int = 0, exact_limit: int = 1000, n_monte_carlo: int = 1000, n_boot: int = 2000,
-              n_values: Sequence[int] | None = None) -> dict:
+              n_values: Sequence[int] | None = None, provenance: str | None = None) -> dict:
     """Accuracy by selection rule at every N of the grid, with the share of the run's cost each row pays.
 
     `n_values`: the N grid of sampled pools (config `aggregate.n_values`, any N); those above a pool's M are
-    left out. Default: the powers of two up to M.
+    left out. Default: the powers of two up to M. `provenance`: the run's provenance file
+    (docs/reproducibility.md), named in the metrics.
     """
     pool, weight_names = load_pool(graded_path, weights)
     timing = read_json(timing_path)
@@ -174,6 +175,7 @@ def aggregate(graded_path: str | Path, timing_path: str | Path, output: str | Pa
         row["tokens"] = (costs["tokens"]["prefill"] + costs["tokens"]["completion"] + costs["tokens"]["thought"]
                          + costs["tokens"]["answer_prefill"] + costs["tokens"]["answer"]) * share
     metrics = {"dataset": dataset, "model": model, "method": method, "n_questions": int(len(per_question)),
-               "n_samples": m, "n_samples_mean": float(per_question.mean()), "search": search, "rows": rows, **costs}
+               "n_samples": m, "n_samples_mean": float(per_question.mean()), "search": search, "rows": rows, **costs,
+               "provenance": provenance}
     write_json(output, metrics)
     return metrics

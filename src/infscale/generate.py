@@ -13,8 +13,9 @@ from tqdm import tqdm
 
 from infscale.compute import ModelDims, generation_flops, seed000_sampling_flops
 from infscale.io import ResumableJsonlWriter, read_json, read_jsonl, write_json, write_jsonl
-from infscale.methods import build_config, get_method
+from infscale.methods import build_config, get_method, method_module
 from infscale.models.hf import load_model
+from infscale.fingerprint import job_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,11 @@ def run_generation(test_path: str | Path, train_path: str | Path, model_spec_pat
     spec = read_json(model_spec_path)
     dims = ModelDims.from_config(spec["config"])
 
-    writer = ResumableJsonlWriter(output, key_fields=("id", "sample"))
+    fingerprint = job_fingerprint(
+        ("infscale.generate", method_module(method_cfg["kind"])),
+        {"method": method_name, "cfg": method_cfg, "shard": shard, "n_shards": n_shards, "seed": seed, "device": device},
+        [test_path, train_path, model_spec_path])
+    writer = ResumableJsonlWriter(output, key_fields=("id", "sample"), fingerprint=fingerprint)
     finished_ids = {key[0] for key in writer.done}
     todo = [q for q in questions if q["id"] not in finished_ids]
     log.info("%s: %d questions in shard %d/%d, %d already done", method_name, len(questions), shard, n_shards,

@@ -40,6 +40,11 @@ def _shot_answer(shot: dict[str, Any], cot: bool) -> str:
     return f"{solution}\nThe answer is {shot['answer']}."
 
 
+def worked_example(record: dict[str, Any]) -> str:
+    """A question with its worked solution, as a CoT exemplar reads ("Q: ...\nA: ...\nThe answer is ...")."""
+    return f"Q: {record['question']}\nA: {_shot_answer(record, cot=True)}"
+
+
 def _turns(question: str, shots: list[dict[str, Any]], cfg: PromptConfig) -> list[tuple[str, str | None]]:
     """(question, answer) pairs: the exemplars, then the target question with its answer prefix."""
     cot = cfg.style.endswith("cot")

@@ -9,8 +9,9 @@ rule aggregate:
     params:
         aggregate=config.get("aggregate", {}),
         seed=config["seed"],
+        provenance=PROVENANCE,
         weights=weight_files,
-        code=code_hash("infscale.aggregate", "infscale.estimators"),
+        code=code_hash("infscale.aggregate", "infscale.io"),
     log:
         "logs/metrics/{dataset}/{model}/{method}.log",
     benchmark:

@@ -1,12 +1,20 @@
 import re
+from pathlib import Path
 
-from infscale.config import code_hash, run_triples, validate_config
+from infscale.codehash import code_hash
+from infscale.config import check_config_files, cot_scaling_pairs, run_triples, validate_config
+from infscale.io import remove_finished_partials
+from infscale.methods import method_module
+from infscale.provenance import git_state
 
 
+check_config_files(workflow.configfiles)
 validate_config(config, workflow.source_path("../schemas/config.schema.yaml"))
 
 RUNS = run_triples(config)
 ENV = "../../envs/infscale.yaml"
+PROVENANCE = "results/provenance.json"     # what produced the results; every metrics file names it
+REPO_ROOT = Path(workflow.basedir)
 
 
 def _one_of(names):
@@ -20,6 +28,7 @@ wildcard_constraints:
     shard=r"\d+",
     scorer=_one_of(config.get("scorers", {})) or "(?!)",
     labeller=_one_of(config["models"]),
+    thinker=_one_of(config.get("thinkers", {})) or "(?!)",
 
 
 def uses_gpu():
@@ -41,7 +50,14 @@ def method_cfg(wildcards):
     cfg = config["methods"][wildcards.method]
     if "scorer" in cfg:  # tree search: its PRM's entry, resolved for this dataset (score.smk)
         cfg = {**cfg, "scorer": resolved_scorer(cfg["scorer"], wildcards.dataset)}
+    if "thinker" in cfg:  # Quiet-STaR: its trained weights for this dataset (quietstar.smk)
+        cfg = {**cfg, "thinker": resolved_thinker(cfg["thinker"], wildcards.dataset)}
     return cfg
+
+
+def generate_code_hash(wildcards):
+    """Generation runs infscale.generate plus the module of the method's kind (loaded by name, so not an import)."""
+    return code_hash("infscale.generate", method_module(config["methods"][wildcards.method]["kind"]))
 
 
 def n_shards(method):
@@ -104,8 +120,15 @@ def metrics_files():
 # after every stage file has been included.
 
 
+def used_models():
+    """Every model a run generates with, labels with, or a scorer reads."""
+    names = {m for run in config["runs"] for key in ("models", "labellers") for m in run.get(key, [])}
+    names |= {s["model"] for s in config.get("scorers", {}).values() if "model" in s}
+    return sorted(names)
+
+
 def final_outputs():
-    return [
+    return [PROVENANCE] + [
         "results/tables/accuracy.csv",
         "results/tables/accuracy.md",
         "figures/accuracy_vs_n.png",
@@ -114,7 +137,7 @@ def final_outputs():
         "figures/accuracy_vs_tflops.png",
         "figures/accuracy_vs_seconds.png",
         "figures/efficiency_ranking.png",
-    ] + prm_quality_outputs() + labelling_outputs()
+    ] + prm_quality_outputs() + labelling_outputs() + cot_scaling_outputs() + quietstar_outputs()
 
 
 # --- PRM scoring and tree search (score.smk) ---
@@ -190,3 +213,65 @@ def labelling_outputs():
         "figures/confidence_rules_vs_n.png",
         "figures/confidence_cost.png",
     ]
+
+
+# --- seed 004: standard vs chain-of-thought across scales (cot_scaling.smk) ---
+
+
+COT_PAIRS = cot_scaling_pairs(config)
+
+
+def cot_scaling_runs():
+    """Per (dataset, model): the graded responses and metrics of both prompt styles, and the model spec."""
+    if not COT_PAIRS:
+        return []
+    styles = {"standard": config["cot_scaling"]["standard"], "cot": config["cot_scaling"]["cot"]}
+    return [
+        {"dataset": d, "model": m, "spec": f"resources/models/{m}/model.json",
+         **{style: {"graded": f"results/graded/{d}/{m}/{method}/samples.jsonl",
+                    "metrics": f"results/metrics/{d}/{m}/{method}.json"} for style, method in styles.items()}}
+        for d, m in COT_PAIRS
+    ]
+
+
+def cot_scaling_outputs():
+    if not COT_PAIRS:
+        return []
+    return [
+        "results/tables/cot_scaling.csv",
+        "results/tables/cot_vs_standard.csv",
+        "results/tables/toks_generated.csv",
+        "results/tables/train_equivalent_flops.csv",
+        "figures/cot_improvement_by_train_flops.png",
+        "figures/intersecting_lines.png",
+    ]
+
+
+# --- Quiet-STaR (quietstar.smk) ---
+
+
+def resolved_thinker(name, dataset):
+    """A `thinkers:` entry plus the weights file its training on `dataset`'s task writes."""
+    if name not in config.get("thinkers", {}):
+        raise ValueError(f"thinker {name!r} is not defined under `thinkers:` (known: {sorted(config.get('thinkers', {}))})")
+    return {**config["thinkers"][name], "name": name, "weights": f"results/quietstar/{dataset}/{name}/weights.pt"}
+
+
+def thinker_inputs(wildcards):
+    """The trained Quiet-STaR weights a Quiet-STaR method's generate job reads (none for other methods)."""
+    name = config["methods"][wildcards.method].get("thinker")
+    return [resolved_thinker(name, wildcards.dataset)["weights"]] if name else []
+
+
+def thinker_pairs():
+    """(dataset, thinker) of every Quiet-STaR method some run evaluates."""
+    return sorted({(d, config["methods"][m]["thinker"]) for d, _, m in RUNS if "thinker" in config["methods"][m]})
+
+
+def thinker_eval_tests(wildcards):
+    """Test splits of every dataset the thinker is evaluated on: their questions are never trained on."""
+    return [f"results/data/{d}/test.jsonl" for d, t in thinker_pairs() if t == wildcards.thinker]
+
+
+def quietstar_outputs():
+    return [f"results/quietstar/{d}/{t}/{name}" for d, t in thinker_pairs() for name in ("curves.png", "heldout.json")]

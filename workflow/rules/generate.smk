@@ -4,6 +4,7 @@ rule generate:
         train="results/data/{dataset}/train.jsonl",
         model="resources/models/{model}/model.json",
         prm=lambda w: search_scorer_inputs(w),  # tree search: its PRM (score.smk)
+        thinker=lambda w: thinker_inputs(w),  # Quiet-STaR: its trained weights (quietstar.smk)
     output:
         samples="results/gen/{dataset}/{model}/{method}/shard-{shard}.jsonl",
         timing="results/gen/{dataset}/{model}/{method}/shard-{shard}.timing.json",
@@ -12,8 +13,7 @@ rule generate:
         n_shards=lambda w: n_shards(w.method),
         seed=config["seed"],
         device=config["device"],
-        code=code_hash("infscale.generate", "infscale.methods", "infscale.models.hf", "infscale.prompts", "infscale.compute",
-                       "infscale.scoring.prm"),
+        code=generate_code_hash,
     threads: config.get("threads") or 2
     resources:
         gpu=GPU,
@@ -34,6 +34,8 @@ rule merge_shards:
     output:
         samples="results/gen/{dataset}/{model}/{method}/samples.jsonl",
         timing="results/gen/{dataset}/{model}/{method}/timing.json",
+    params:
+        code=code_hash("infscale.generate"),
     log:
         "logs/gen/{dataset}/{model}/{method}/merge.log",
     conda:

@@ -9,9 +9,29 @@ the runner times as load time, not generation time.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 from typing import Any
+
+# method kind (the config's `kind`) -> the module that implements and registers it. Loaded on first use, so a
+# job imports only its own method; the generate rule hashes `infscale.generate` + this module
+# (infscale.codehash), so editing one method reruns only the generation that uses it. A new kind adds a line.
+METHOD_MODULES: dict[str, str] = {
+    "sampling": "infscale.methods.sampling",
+    "rebase": "infscale.methods.rebase",
+    "beam": "infscale.methods.beam",
+    "quietstar": "infscale.methods.thinking",
+    "quietstar_rebase": "infscale.methods.thinking",
+}
+
+
+def method_module(kind: str) -> str:
+    """The module implementing method `kind`."""
+    try:
+        return METHOD_MODULES[kind]
+    except KeyError:
+        raise KeyError(f"unknown method kind {kind!r}; known: {sorted(METHOD_MODULES)}") from None
 
 
 @dataclass(frozen=True)
@@ -32,11 +52,9 @@ def register(spec: MethodSpec) -> MethodSpec:
 
 
 def get_method(kind: str) -> MethodSpec:
-    _load_builtin_methods()
-    try:
-        return METHODS[kind]
-    except KeyError:
-        raise KeyError(f"unknown method kind {kind!r}; known: {sorted(METHODS)}") from None
+    if kind not in METHODS:
+        importlib.import_module(method_module(kind))  # registers it
+    return METHODS[kind]
 
 
 def build_config(name: str, cfg: dict[str, Any]) -> Any:
@@ -48,7 +66,3 @@ def build_config(name: str, cfg: dict[str, Any]) -> Any:
         raise ValueError(f"methods.{name}: unknown key(s) {unknown} for kind {cfg['kind']!r}; known: {sorted(known)}")
     return spec.config_class(**{k: v for k, v in cfg.items() if k != "kind"})
 
-
-def _load_builtin_methods() -> None:
-    # importing a method module registers it; kept lazy so `import infscale` stays light
-    from infscale.methods import beam, rebase, sampling  # noqa: F401

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from infscale.methods import MethodSpec, register
-from infscale.models.hf import Continuation, LoadedModel, SamplingParams, sample_continuations
+from infscale.models.hf import Continuation, LoadedModel, SamplingParams, sample_continuations, stream_generator
 from infscale.prompts import PromptConfig, build_prompt
 
 
@@ -49,6 +49,10 @@ class SamplingConfig:
     def answer_params(self) -> SamplingParams:
         return SamplingParams(self.temperature, self.top_p, self.answer_tokens, tuple(self.stop), self.stop_rule)
 
+    @property
+    def questions_per_batch(self) -> int:
+        return max(1, self.batch_size // self.n_samples)
+
 
 def answer_prompt(prompt: str, reasoning: str, suffix: str) -> str:
     """The answer phase's input: the text so far, right-stripped, then the suffix (seed 000's base.py:
@@ -59,15 +63,15 @@ def answer_prompt(prompt: str, reasoning: str, suffix: str) -> str:
 def generate(questions: list[dict[str, Any]], shots: list[dict[str, Any]], lm: LoadedModel,
              cfg: SamplingConfig, seed: int) -> Iterator[list[dict[str, Any]]]:
     prompt_cfg = cfg.prompt_config
-    per_batch = max(1, cfg.batch_size // cfg.n_samples)
+    per_batch = cfg.questions_per_batch
     for start in range(0, len(questions), per_batch):
         batch = questions[start : start + per_batch]
         prompts = [build_prompt(q["question"], shots, prompt_cfg, lm.tokenizer) for q in batch]
-        # seeded by the batch's first question, so a resumed run draws the same samples
-        generator = torch.Generator(device=lm.device).manual_seed(seed * 1_000_003 + batch[0]["meta"]["index"])
+        # a stream per (question, sample): samples do not depend on batch_size, shards or resuming
+        streams = [stream_generator(seed, q["id"], s, device=lm.device) for q in batch for s in range(cfg.n_samples)]
         began = time.perf_counter()
-        groups = sample_continuations(lm, prompts, cfg.n_samples, cfg.params, generator)
-        answers = _answer_phase(lm, prompts, groups, cfg, generator)
+        groups = sample_continuations(lm, prompts, cfg.n_samples, cfg.params, streams)
+        answers = _answer_phase(lm, prompts, groups, cfg, streams)
         if lm.device.type == "cuda":
             torch.cuda.synchronize()
         seconds = time.perf_counter() - began
@@ -96,13 +100,14 @@ def generate(questions: list[dict[str, Any]], shots: list[dict[str, Any]], lm: L
 
 
 def _answer_phase(lm: LoadedModel, prompts: list[str], groups: list[list[Continuation]], cfg: SamplingConfig,
-                  generator: torch.Generator) -> list[list[Continuation | None]]:
-    """Each response's answer after `cfg.answer_suffix` (None everywhere without a suffix), one batch."""
+                  streams: list[torch.Generator]) -> list[list[Continuation | None]]:
+    """Each response's answer after `cfg.answer_suffix` (None everywhere without a suffix), one batch; each
+    response goes on drawing from its own stream."""
     if cfg.answer_suffix is None:
         return [[None] * len(group) for group in groups]
     inputs = [answer_prompt(prompt, cont.text, cfg.answer_suffix) for prompt, group in zip(prompts, groups)
               for cont in group]
-    flat = [g[0] for g in sample_continuations(lm, inputs, 1, cfg.answer_params, generator)]
+    flat = [g[0] for g in sample_continuations(lm, inputs, 1, cfg.answer_params, streams)]
     return [flat[i * cfg.n_samples:(i + 1) * cfg.n_samples] for i in range(len(groups))]
 
 

@@ -250,7 +250,7 @@ def expand(lm: LoadedModel, parents: list[Node], counts: list[int], cfg: TreeSea
     headers = [tok(cfg.header(c.depth), add_special_tokens=False)["input_ids"] if cfg.header(c.depth) else []
                for c in children]
     tails = [p.path_text[-STOP_TAIL_CHARS:] for p in rows_parent]
-    header_chars = [len(cfg.header(c.depth)) for c in children]
+    header_chars = [len(tok.decode(ids, skip_special_tokens=True)) for ids in headers]  # as the step decodes
     while active:
         tokens = sample_next(logits, params, generator)
         # the policy's own (untempered) log-probability of each sampled token: the value head reads it
@@ -434,7 +434,7 @@ def path_of(nodes: list[Node], leaf: Node) -> list[Node]:
     return path[::-1]
 
 
-def _round_preserving_sum(values: list[float], total: int) -> list[int]:
+def round_preserving_sum(values: list[float], total: int) -> list[int]:
     """Integers that sum to `total`, each the floor of its value plus one for the largest remainders."""
     floors = [math.floor(v + 1e-9) for v in values]
     order = sorted(range(len(values)), key=lambda i: floors[i] - values[i])
@@ -465,7 +465,7 @@ def leaf_records(question: dict[str, Any], prompt: str, nodes: list[Node], costs
             share[leaf_i] += node.tokens / len(owners)
             decode_flops[leaf_i] += node.flops / len(owners)
     total_tokens = sum(n.tokens for n in nodes[1:])
-    tokens = _round_preserving_sum(share, total_tokens)
+    tokens = round_preserving_sum(share, total_tokens)
     records = []
     for sample, leaf in enumerate(leaves):
         path = path_of(nodes, leaf)
