@@ -265,8 +265,9 @@ def test_generation_flops_add_the_answer_phase():
     plain = generation_flops(dims, n_prefill_tokens=20, n_prompt_tokens=20, n_completion_tokens=7)
     answer = generation_flops(dims, 20, 20, 7, n_answer_prompt_tokens=40, n_answer_prefill_tokens=30,
                               n_answer_tokens=5)
-    assert answer["prefill"] == plain["prefill"] + sequence_flops(dims, 10, 30, n_logits=1)
-    assert answer["decode"] == plain["decode"] + sequence_flops(dims, 40, 5)
+    # each response's own answer input: a per-response (decode) cost, not the once-per-question prefill
+    assert answer["prefill"] == plain["prefill"]
+    assert answer["decode"] == plain["decode"] + sequence_flops(dims, 10, 30, n_logits=1) + sequence_flops(dims, 40, 5)
     with pytest.raises(ValueError, match="n_answer_prefill_tokens"):
         generation_flops(dims, 20, 20, 7, n_answer_prompt_tokens=4, n_answer_prefill_tokens=5)
 

@@ -315,8 +315,9 @@ def generation_flops(dims: ModelDims, n_prefill_tokens: int, n_prompt_tokens: in
     scorer   0 here; scoring stages add their own
 
     With an answer phase (sampling's `answer_suffix`: prompt + reasoning + suffix encoded afresh, then
-    `n_answer_tokens` decoded), its encoding is added to prefill and its tokens to decode, counted the same way
-    (`n_answer_prefill_tokens` of its `n_answer_prompt_tokens` encoded for this response).
+    `n_answer_tokens` decoded), its encoding (`n_answer_prefill_tokens` of its `n_answer_prompt_tokens`) and its
+    tokens are added to decode: unlike the prompt, that input is each response's own, so it is a per-response
+    cost that scales with N in the metrics (prefill is charged once per question).
     """
     _check_counts(n_prefill_tokens=n_prefill_tokens, n_prompt_tokens=n_prompt_tokens,
                   n_completion_tokens=n_completion_tokens, n_thought_tokens=n_thought_tokens,
@@ -329,12 +330,12 @@ def generation_flops(dims: ModelDims, n_prefill_tokens: int, n_prompt_tokens: in
                          f"({n_answer_prompt_tokens})")
     prefill = sequence_flops(dims, n_prompt_tokens - n_prefill_tokens, n_prefill_tokens,
                              n_logits=min(1, n_prefill_tokens))
-    prefill += sequence_flops(dims, n_answer_prompt_tokens - n_answer_prefill_tokens, n_answer_prefill_tokens,
-                              n_logits=min(1, n_answer_prefill_tokens))
+    answer = (sequence_flops(dims, n_answer_prompt_tokens - n_answer_prefill_tokens, n_answer_prefill_tokens,
+                             n_logits=min(1, n_answer_prefill_tokens))
+              + sequence_flops(dims, n_answer_prompt_tokens, n_answer_tokens))
     return {
         "prefill": prefill,
-        "decode": sequence_flops(dims, n_prompt_tokens, n_completion_tokens)
-                  + sequence_flops(dims, n_answer_prompt_tokens, n_answer_tokens),
+        "decode": sequence_flops(dims, n_prompt_tokens, n_completion_tokens) + answer,
         "thought": thought_flops(dims, n_prompt_tokens, n_completion_tokens, n_thought_tokens),
         "scorer": 0.0,
     }
