@@ -129,8 +129,11 @@ def efficiency_report(accuracy: pd.DataFrame, seed_rounding: bool = False,
     tables = []
     for (*_, oracle), group in rows.groupby([*GROUP, "oracle"], sort=False):
         ours = efficiency_table(group.assign(method=group.apply(_row_label, axis=1)), seed_rounding)
-        theirs = efficiency_table(ours[["method", "accuracy", "seconds"]].assign(tflops=group["tflops_seed000"]),
-                                  seed_rounding)
+        if (group["tflops_seed000"] > 0).all():
+            theirs = efficiency_table(ours[["method", "accuracy", "seconds"]].assign(tflops=group["tflops_seed000"]),
+                                      seed_rounding)
+        else:  # seed 000 counts generated tokens only: a pool that generated none costs 0, so no seed-000 ranking
+            theirs = pd.DataFrame({c: float("nan") for c in ("acc_per_tflop", "efficiency", "rank")}, index=ours.index)
         ours["method"] = group["method"]
         for column in ("acc_per_tflop", "efficiency", "rank"):
             ours[f"{column}_seed000"] = theirs[column]
