@@ -83,14 +83,15 @@ def model_files(models_config: Mapping[str, Mapping[str, Any]], model_specs: Seq
     models = {}
     for spec_path in model_specs:
         spec = read_json(spec_path)
-        cfg = models_config[spec["name"]]
+        name = Path(spec_path).parent.name  # resources/models/{name}/model.json: the config key (a linked spec
+        cfg = models_config[name]           # prepared under another name keeps its own `name` inside)
         entry: dict[str, Any] = {"source": cfg["source"], "id": cfg["id"], "revision": cfg.get("revision"),
                                  "trust_remote_code": bool(cfg.get("trust_remote_code", False))}
         if cfg["source"] == "embedded":
             entry["gguf_sha256"] = get_embedded(cfg["id"]).sha256
             checkpoint = Path(spec["path"])
             entry["checkpoint_sha256"] = {p.name: file_sha256(p) for p in sorted(checkpoint.glob("*.safetensors"))}
-        models[spec["name"]] = entry
+        models[name] = entry
     return models
 
 
