@@ -162,3 +162,20 @@ def test_tiny_cot_run_end_to_end(tmp_path, prepared_smollm2):
     assert set(models["fit"]) <= {"smollm2", "none"}
     for figure in ("cot_improvement_by_train_flops", "intersecting_lines"):
         assert run.path(f"figures/{figure}.png").stat().st_size > 5_000
+
+
+def test_cot_scaling_config_errors_name_the_problem():
+    import yaml
+
+    from conftest import REPO
+    from infscale.config import ConfigError, cot_scaling_pairs
+
+    config = yaml.safe_load((REPO / "config" / "test-cot-tiny.yaml").read_text())
+    assert cot_scaling_pairs(config) == [("products", "smollm2-a"), ("products", "smollm2-b")]
+    bad = {**config, "cot_scaling": {"standard": "standard", "cot": "cott"}}
+    with pytest.raises(ConfigError, match="cot_scaling.cot: 'cott' is not defined"):
+        cot_scaling_pairs(bad)
+    bad = {**config, "runs": [{**config["runs"][0], "methods": ["standard"]}]}
+    with pytest.raises(ConfigError, match="runs the standard method 'standard' but not the CoT method 'cot'"):
+        cot_scaling_pairs(bad)
+    assert cot_scaling_pairs({k: v for k, v in config.items() if k != "cot_scaling"}) == []

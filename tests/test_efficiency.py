@@ -119,3 +119,18 @@ def test_cli(tmp_path, capsys):
 
     assert main(["efficiency", "--input", str(tmp_path / "absent.csv"), "--output", str(target)]) == 2
     assert "absent.csv" in capsys.readouterr().err
+
+
+def test_a_pool_without_generated_tokens_has_no_seed000_efficiency():
+    """Seed 000 counts generated tokens only; a greedy run that emitted nothing costs 0 of its FLOPs (measured:
+    SmolLM2's standard prompt on the seed 004 multiple-choice task). Ours still ranks it; seed 000's is empty."""
+    from infscale.reports.efficiency import efficiency_report
+
+    rows = [{"dataset": "d", "model": "m", "method": method, "rule": "mean", "weight": "", "n": 1,
+             "n_questions": 30, "accuracy": acc, "ci_low": 0.0, "ci_high": 50.0, "tflops": 0.36, "seconds": 2.0,
+             "tokens": 1663.0, "tflops_seed000": seed000} for method, acc, seed000 in
+            (("standard", 0.0, 0.0), ("cot", 20.0, 0.6))]
+    table = efficiency_report(pd.DataFrame(rows)).set_index("method")
+    assert table.loc["cot", "rank"] == 1 and table.loc["standard", "rank"] == 2
+    assert table[["acc_per_tflop_seed000", "efficiency_seed000"]].isna().all().all()
+    assert table["rank_seed000"].isna().all()

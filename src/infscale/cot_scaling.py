@@ -144,7 +144,11 @@ def _correct_by_question(graded_path: str | Path) -> pd.Series:
 
 def style_row(metrics: Mapping[str, Any]) -> dict[str, Any]:
     """Accuracy (%) with its 95% CI, and per-question generated tokens, inference FLOPs and seconds of one run."""
-    (row,) = [r for r in metrics["rows"] if r["rule"] == "mean" and not r.get("weight") and r["n"] == 1]
+    rows = [r for r in metrics["rows"] if r["rule"] == "mean" and not r.get("weight") and r["n"] == 1]
+    if len(rows) != 1:
+        raise ValueError(f"metrics of {metrics.get('dataset')}/{metrics.get('model')}/{metrics.get('method')}: "
+                         f"expected one unweighted `mean` row at n=1, found {len(rows)}")
+    (row,) = rows
     n = metrics["n_questions"]
     return {"accuracy": row["accuracy"], "ci_low": row["ci_low"], "ci_high": row["ci_high"],
             "tokens": metrics["tokens"]["completion"] / n, "flops": metrics["flops"]["total"] / n,

@@ -83,14 +83,18 @@ def model_files(models_config: Mapping[str, Mapping[str, Any]], model_specs: Seq
     models = {}
     for spec_path in model_specs:
         spec = read_json(spec_path)
-        cfg = models_config[spec["name"]]
+        # the config key is the folder of resources/models/{name}/model.json; a spec prepared under another name
+        # and linked there (tests) keeps that other `name` inside
+        folder = Path(spec_path).parent.name
+        name = folder if folder in models_config else spec["name"]
+        cfg = models_config[name]
         entry: dict[str, Any] = {"source": cfg["source"], "id": cfg["id"], "revision": cfg.get("revision"),
                                  "trust_remote_code": bool(cfg.get("trust_remote_code", False))}
         if cfg["source"] == "embedded":
             entry["gguf_sha256"] = get_embedded(cfg["id"]).sha256
             checkpoint = Path(spec["path"])
             entry["checkpoint_sha256"] = {p.name: file_sha256(p) for p in sorted(checkpoint.glob("*.safetensors"))}
-        models[spec["name"]] = entry
+        models[name] = entry
     return models
 
 

@@ -151,8 +151,11 @@ def efficiency_report(accuracy: pd.DataFrame, seed_rounding: bool = False,
         labelled = group["accuracy"].to_frame().assign(method=group.apply(_row_label, axis=1))
         ours = efficiency_table(labelled.assign(tflops=group["tflops_per_question"],
                                                 seconds=group["seconds_per_question"]), seed_rounding)
-        theirs = efficiency_table(labelled.assign(tflops=group["tflops_seed000_per_question"],
-                                                  seconds=group["seconds_per_question"]), seed_rounding)
+        if (group["tflops_seed000_per_question"] > 0).all():
+            theirs = efficiency_table(labelled.assign(tflops=group["tflops_seed000_per_question"],
+                                                      seconds=group["seconds_per_question"]), seed_rounding)
+        else:  # seed 000 counts generated tokens only: a pool that generated none costs 0, so no seed-000 ranking
+            theirs = pd.DataFrame({c: float("nan") for c in ("acc_per_tflop", "efficiency", "rank")}, index=ours.index)
         ours = group.assign(**{c: ours[c] for c in ("acc_per_tflop", "acc_per_second", "efficiency", "rank")})
         for column in ("acc_per_tflop", "efficiency", "rank"):
             ours[f"{column}_seed000"] = theirs[column]
