@@ -39,13 +39,17 @@ def test_unknown_source_and_bad_task_config_name_the_dataset():
         build_splits(DatasetConfig("y", "reasoning_gym", n_test=1, task="products", task_config={"min_digits": 0}))
 
 
-# seed 000's question order: the "True Answer" of questions 0..56 in its Results/metrics_baseline.txt
+# seed 000's question order: the "True Answer" of questions 0..127 in its Results/metrics_baseline.txt
 # (MarwanWalid2/Reasoning-vs-InfernceScaling), which evaluated load_dataset("gsm8k", "main", split="test")
 # .shuffle(seed=42)[0:128]
+# all 128, parsed from Results/metrics_baseline.txt at commit caf91d11f389fb263835350eaa2d959792dda7dc
 SEED000_TRUE_ANSWERS = [
-    109, 89, 13, 5, 25, 452, 43, 34, 120, 11, 34, 12, 15, 24, 105, 120, 17, 36, 12, 45, 45, 8, 36, 1, 18, 33,
-    1248, 25, 1, 32, 2, 30, 4, 54, 250, 324, 129200, 4400, 70, 276000, 108, 160, 90, 20, 296, 4800, 30, 8, 1920,
-    6, 13, 420, 10, 12, 50, 92, 623,
+    109, 89, 13, 5, 25, 452, 43, 34, 120, 11, 34, 12, 15, 24, 105, 120, 17, 36, 12, 45, 45, 8, 36, 1, 18, 33, 1248,
+    25, 1, 32, 2, 30, 4, 54, 250, 324, 129200, 4400, 70, 276000, 108, 160, 90, 20, 296, 4800, 30, 8, 1920, 6, 13,
+    420, 10, 12, 50, 92, 623, 40, 17, 940, 10, 540, 110, 20, 560, 24, 22, 4, 22, 64, 525, 10, 410, 140, 720, 1050,
+    8, 20, 138, 175, 64, 5600, 720, 312, 60, 450, 10000, 43500, 150, 9, 60, 24, 539, 18, 14, 60, 1080, 291, 70, 63,
+    26, 750, 54, 96, 67, 32, 8, 20, 76, 21, 600, 16, 4, 104, 10, 75, 6, 20000, 800, 45, 288, 40, 665, 200, 20, 20,
+    24, 2,
 ]
 
 
