@@ -31,7 +31,7 @@ def _metrics(tmp_path, method, rows, model="small", dataset="products", completi
     path = tmp_path / f"{dataset}-{model}-{method}.json"
     write_json(path, {"dataset": dataset, "model": model, "method": method, "n_questions": QUESTIONS,
                       "n_samples": max(r["n"] for r in rows), "rows": rows,
-                      "tokens": {"prompt": 50, "prefill": 50, "completion": completion, "thought": thought},
+                      "n_params": 135_000_000, "tokens": {"prompt": 50, "prefill": 50, "completion": completion, "thought": thought},
                       "seconds": {"generate": 1.0, "score": 0.0, "load": 1.0}, "device": "cpu", "torch_threads": 2})
     return path
 
@@ -133,7 +133,7 @@ def test_cot_table_pairs_styles_per_model(run):
     root, paths = run
     accuracy = read_table(root / "accuracy.csv")
     styles = {name: cfg["prompt"]["style"] for name, cfg in METHODS.items()}
-    table = cot_table(accuracy, token_split(paths), styles, {"small": 6 * 135e6 * 2e12 / 1e12})
+    table = cot_table(accuracy, token_split(paths), styles, {"small": 2e12})
     # single-response accuracy: only methods with `mean` at N=1 (sample4 standard, quiet CoT); the search has none
     assert list(zip(table["style"], table["method"])) == [("fewshot", "sample4"), ("fewshot_cot", "quiet")]
     assert table["visible_tokens_per_question"].tolist() == pytest.approx([10.0, 10.0])

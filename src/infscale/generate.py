@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm import tqdm
 
 from infscale.compute import ModelDims, generation_flops
 from infscale.io import ResumableJsonlWriter, read_json, read_jsonl, write_json, write_jsonl
 from infscale.methods import build_config, get_method
 from infscale.models.hf import load_model
+from infscale.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ def run_generation(test_path: str | Path, train_path: str | Path, model_spec_pat
     lm = load_model(spec, device=device, dtype=spec.get("dtype", "auto"))
     log.info("loaded %s on %s in %.1f s", spec["name"], lm.device_name, lm.load_seconds)
     began = time.perf_counter()
-    with tqdm(total=len(todo), desc=f"{spec['name']}/{method_name}", unit="question") as progress, \
+    with Progress(len(todo), f"{spec['name']}/{method_name}", unit="question") as progress, \
             _explain_out_of_memory(method_name, cfg):
         for records in method.generate(todo, shots, lm, cfg, seed):
             for record in records:
@@ -73,7 +73,8 @@ def run_generation(test_path: str | Path, train_path: str | Path, model_spec_pat
                 # search methods add their scorer's FLOPs (e.g. PRM passes) to the record themselves
                 record["flops"] = {**generated, "scorer": record.get("flops", {}).get("scorer", 0.0)}
             writer.write_many(records)
-            progress.update(len({r["id"] for r in records}))
+            progress.update(len({r["id"] for r in records}),
+                            sum(r["n_completion_tokens"] + r["n_thought_tokens"] for r in records))
     generate_seconds = time.perf_counter() - began
     writer.finish(sort_key=lambda r: (r["id"], r["sample"]))
     write_json(timing_output, {

@@ -114,7 +114,7 @@ def final_outputs():
         "figures/accuracy_vs_tflops.png",
         "figures/accuracy_vs_seconds.png",
         "figures/efficiency_ranking.png",
-    ] + prm_quality_outputs() + labelling_outputs()
+    ] + prm_quality_outputs() + labelling_outputs() + headline_final_outputs()
 
 
 # --- PRM scoring and tree search (score.smk) ---

@@ -110,10 +110,10 @@ def token_split(metrics_paths: Sequence[str | Path]) -> pd.DataFrame:
         metrics = read_json(path)
         tokens, questions = metrics.get("tokens", {}), max(int(metrics["n_questions"]), 1)
         rows.append({"dataset": metrics["dataset"], "model": metrics["model"], "method": metrics["method"],
-                     "pool_size": int(metrics["n_samples"]),
+                     "pool_size": int(metrics["n_samples"]), "n_params": metrics.get("n_params", math.nan),
                      "visible_tokens_pool": tokens.get("completion", math.nan) / questions,
                      "thought_tokens_pool": tokens.get("thought", 0) / questions})
-    return pd.DataFrame(rows, columns=[*KEYS, "pool_size", "visible_tokens_pool", "thought_tokens_pool"])
+    return pd.DataFrame(rows, columns=[*KEYS, "pool_size", "n_params", "visible_tokens_pool", "thought_tokens_pool"])
 
 
 HEADLINE_COLUMNS = [
@@ -243,16 +243,18 @@ COT_COLUMNS = ["dataset", "model", "style", "method", "accuracy", "ci_low", "ci_
 
 
 def cot_table(accuracy: pd.DataFrame, tokens: pd.DataFrame, prompt_styles: Mapping[str, str],
-              training_tflops: Mapping[str, float] | None = None,
+              training_tokens: Mapping[str, float | None] | None = None,
               train_equivalent: pd.DataFrame | None = None) -> pd.DataFrame:
     """Chain-of-thought vs standard prompting per (dataset, model) that ran both: single-response accuracy
-    (`mean` at N=1), generated tokens and inference TFLOPs per question, the model's training TFLOPs (6·N·D),
-    and, when the CoT study's table is given (columns model, train_equivalent_flops), its train-equivalent FLOPs."""
+    (`mean` at N=1), generated tokens and inference TFLOPs per question, the model's training TFLOPs
+    (6 · parameters · `training_tokens[model]`, the model card's D), and, when the CoT study's table is given
+    (columns model, train_equivalent_flops), its train-equivalent FLOPs."""
     single = accuracy[(accuracy["rule"] == "mean") & (accuracy["n"] == 1) & (accuracy["weight"] == "")]
     single = per_question(single.assign(style=single["method"].map(prompt_styles)).dropna(subset=["style"]))
     single = single.merge(tokens, on=KEYS, how="left")
     single["visible_tokens_per_question"] = single["visible_tokens_pool"] / single["pool_size"]
-    single["training_tflops"] = single["model"].map(training_tflops or {})
+    tokens_d = pd.to_numeric(single["model"].map(training_tokens or {}), errors="coerce")
+    single["training_tflops"] = 6 * single["n_params"] * tokens_d / 1e12
     if train_equivalent is not None and {"model", "train_equivalent_flops"} <= set(train_equivalent.columns):
         single["train_equivalent_tflops"] = single["model"].map(
             train_equivalent.groupby("model")["train_equivalent_flops"].first() / 1e12)
@@ -285,7 +287,7 @@ def cot_display(table: pd.DataFrame) -> pd.DataFrame:
 def write_headline_tables(accuracy_csv: str | Path, metrics_paths: Sequence[str | Path],
                           methods: Mapping[str, Mapping[str, Any]], configured: Mapping[str, str] | None,
                           outputs: Mapping[str, str | Path], seed_rounding: bool = False,
-                          training_tflops: Mapping[str, float] | None = None,
+                          training_tokens: Mapping[str, float | None] | None = None,
                           train_equivalent_csv: str | Path | None = None) -> dict[str, pd.DataFrame]:
     """The pipeline step: write `headline.{csv,md}` and, when named in `outputs`, `labelling_{csv,md}` and
     `cot_{csv,md}`. Errors name the config key or file."""
@@ -303,7 +305,7 @@ def write_headline_tables(accuracy_csv: str | Path, metrics_paths: Sequence[str 
     if "cot_csv" in outputs:
         styles = {name: cfg.get("prompt", {}).get("style", "fewshot") for name, cfg in methods.items()}
         equivalent = pd.read_csv(train_equivalent_csv) if train_equivalent_csv else None
-        cot = cot_table(accuracy, tokens, styles, training_tflops, equivalent)
+        cot = cot_table(accuracy, tokens, styles, training_tokens, equivalent)
         _write_pair(cot, cot_display(cot), outputs["cot_csv"], outputs["cot_md"], COT_TITLE)
         written["cot"] = cot
     return written
