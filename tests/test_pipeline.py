@@ -89,7 +89,8 @@ def test_changing_one_temperature_reruns_only_that_method(tiny_run, tmp_path):
     # nothing upstream or beside it reruns: only tables and figures that read every method's metrics
     upstream = {"prepare_model", "sample_dataset", "train_prm", "score_prm", "label_confidence"}
     assert not upstream & set(jobs)
-    report_rules = {"all", "accuracy_table", "efficiency_table", "label_quality", "prm_quality"}
+    report_rules = {"all", "accuracy_table", "efficiency_table", "label_quality", "prm_quality", "headline_tables",
+                    "headline_figures", "front_page"}
     assert all(rule in report_rules or rule.startswith("plot_") for rule in jobs), jobs
 
 

@@ -1,6 +1,7 @@
 import re
 
 from infscale.config import code_hash, run_triples, validate_config
+from infscale.reports.headline import STANDARD_STYLES, configured_selections
 
 
 validate_config(config, workflow.source_path("../schemas/config.schema.yaml"))
@@ -189,4 +190,46 @@ def labelling_outputs():
         "figures/reliability.png",
         "figures/confidence_rules_vs_n.png",
         "figures/confidence_cost.png",
+    ]
+
+
+# --- headline tables, figures and the report's first page (headline.smk) ---
+
+HEADLINE = config.get("report", {}).get("headline", {})
+configured_selections(config["methods"], HEADLINE)  # a bad entry stops the run at start, naming its key
+
+
+def prompt_style(method):
+    return config["methods"][method].get("prompt", {}).get("style", "fewshot")
+
+
+def runs_cot_pairs():
+    """Whether some dataset/model runs both a standard and a chain-of-thought prompt style (seed 004's table)."""
+    styles = {}
+    for dataset, model, method in RUNS:
+        styles.setdefault((dataset, model), set()).add(prompt_style(method) in STANDARD_STYLES)
+    return any(len(kinds) == 2 for kinds in styles.values())
+
+
+def headline_outputs():
+    outputs = {
+        "csv": report("results/tables/headline.csv", caption="../report/headline_table.rst", category="Headline"),
+        "md": "results/tables/headline.md",
+    }
+    if runs_with("labellers"):
+        outputs["labelling_csv"] = report("results/tables/headline_labelling.csv",
+                                          caption="../report/headline_labelling.rst", category="Headline")
+        outputs["labelling_md"] = "results/tables/headline_labelling.md"
+    if runs_cot_pairs():
+        outputs["cot_csv"] = report("results/tables/headline_cot.csv", caption="../report/headline_cot.rst",
+                                    category="Headline")
+        outputs["cot_md"] = "results/tables/headline_cot.md"
+    return outputs
+
+
+def headline_final_outputs():
+    return [str(f) for f in headline_outputs().values()] + [
+        "figures/headline_accuracy_vs_cost.png",
+        "figures/headline_ranking.png",
+        "results/report/front_page.html",
     ]

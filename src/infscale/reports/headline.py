@@ -65,17 +65,24 @@ def default_selection(method_cfg: Mapping[str, Any], weights: Sequence[str]) -> 
     return Selection("majority")
 
 
+def configured_selections(methods: Mapping[str, Any], configured: Mapping[str, str] | None) -> dict[str, Selection]:
+    """`report.headline` parsed; an unknown method or a malformed selection raises, naming its key."""
+    selections = {}
+    for name, text in (configured or {}).items():
+        if name not in methods:
+            raise ValueError(f"report.headline.{name}: no such method under `methods:` (known: {sorted(methods)})")
+        selections[name] = Selection.parse(text, f"report.headline.{name}")
+    return selections
+
+
 def headline_selections(methods: Mapping[str, Mapping[str, Any]], configured: Mapping[str, str] | None,
                         accuracy: pd.DataFrame) -> dict[str, Selection]:
     """Each method of the accuracy table -> its headline selection (configured, else `default_selection`)."""
-    configured = dict(configured or {})
-    for name in configured:
-        if name not in methods:
-            raise ValueError(f"report.headline.{name}: no such method under `methods:` (known: {sorted(methods)})")
+    chosen = configured_selections(methods, configured)
     selections = {}
     for name in dict.fromkeys(accuracy["method"]):
-        if name in configured:
-            selections[name] = Selection.parse(configured[name], f"report.headline.{name}")
+        if name in chosen:
+            selections[name] = chosen[name]
         else:
             weights = sorted(set(accuracy.loc[accuracy["method"] == name, "weight"]) - {""})
             selections[name] = default_selection(methods.get(name, {}), weights)
