@@ -121,6 +121,9 @@ def test_gpu_resource_follows_the_device(tiny_workflow):
     (lambda c: c["runs"][0]["models"].append("gpt-99"), "runs.0.models: 'gpt-99' is not defined"),
     (lambda c: c.update(colour="blue"), "unknown key colour"),
     (lambda c: c["datasets"]["products"].update(source="mmlu"), "datasets.products.source"),
+    (lambda c: c.setdefault("report", {}).update(headline={"nope": "majority"}), "report.headline.nope: no such method"),
+    (lambda c: c.setdefault("report", {}).update(headline={"sample4": "majority@x"}),
+     "report.headline.sample4: 'majority@x' is not"),
 ])
 def test_bad_config_names_the_key(tiny_workflow, mutate, message):
     config = copy.deepcopy(tiny_workflow.config)
