@@ -71,6 +71,14 @@ def test_bad_values_name_the_method(column, value, message):
         efficiency_table(inputs)
 
 
+def test_seed_rounding_refuses_costs_that_round_to_zero():
+    inputs = _seed_inputs()
+    inputs.loc[0, "tflops"] = 0.004
+    with pytest.raises(ValueError, match="method 'Baseline': tflops 0.004 rounds to 0.*seed_rounding off"):
+        efficiency_table(inputs, seed_rounding=True)
+    assert efficiency_table(inputs)["acc_per_tflop"][0] == pytest.approx(10.16 / 0.004)
+
+
 def test_missing_column_is_named():
     with pytest.raises(ValueError, match="missing column.*'seconds'"):
         efficiency_table(_seed_inputs().drop(columns="seconds"))

@@ -105,10 +105,13 @@ def test_efficiency_report_values_and_ranks(metrics_paths):
     table = table.set_index(["model", "method", "rule", "weight"])
     bon = table.loc[("small", "sample4", "best_of_n", "prm:last")]
     assert (bon.accuracy, bon.tflops, bon.seconds, bon.tflops_seed000) == (45.0, 2.0, 8.0, 0.5)
-    assert bon.acc_per_tflop == pytest.approx(45.0 / 2.0) and bon.acc_per_second == pytest.approx(45.0 / 8.0)
-    assert bon.efficiency == pytest.approx(45.0 / 2.0 * 45.0 / 8.0 * 100)
-    assert bon.acc_per_tflop_seed000 == pytest.approx(45.0 / 0.5)
-    assert bon.efficiency_seed000 == pytest.approx(45.0 / 0.5 * 45.0 / 8.0 * 100)
+    # the ratios divide by per-question costs: run totals / the 10 questions
+    assert (bon.tflops_per_question, bon.seconds_per_question) == pytest.approx((0.2, 0.8))
+    assert bon.tflops_seed000_per_question == pytest.approx(0.05)
+    assert bon.acc_per_tflop == pytest.approx(45.0 / 0.2) and bon.acc_per_second == pytest.approx(45.0 / 0.8)
+    assert bon.efficiency == pytest.approx(45.0 / 0.2 * 45.0 / 0.8 * 100)
+    assert bon.acc_per_tflop_seed000 == pytest.approx(45.0 / 0.05)
+    assert bon.efficiency_seed000 == pytest.approx(45.0 / 0.05 * 45.0 / 0.8 * 100)
     assert (bon.device, bon.torch_threads, bon.load_seconds) == ("cuda:0 (H100)", 1, 3.0)
     # ranks within products/small: greedy's rules (35 % at 0.6 TFLOPs, 2 s) beat sample4's; oracles unranked
     small = table.loc["small"]
@@ -124,10 +127,40 @@ def test_efficiency_report_values_and_ranks(metrics_paths):
 def test_efficiency_report_seed_rounding(metrics_paths):
     table = efficiency_report(collect_metrics(metrics_paths), seed_rounding=True)
     row = table[(table["method"] == "sample4") & (table["rule"] == "majority")].iloc[0]
-    assert (row.acc_per_tflop, row.acc_per_second) == (20.0, 5.0)
-    assert row.efficiency == 10000.0
+    assert (row.acc_per_tflop, row.acc_per_second) == (200.0, 50.0)
+    assert row.efficiency == 1_000_000.0
     mean = table[(table["method"] == "sample4") & (table["rule"] == "mean")].iloc[0]
-    assert mean.acc_per_second == 3.75 and mean.efficiency == round(15.0 * 3.75 * 100, 2)
+    assert mean.acc_per_second == 37.5 and mean.efficiency == round(150.0 * 37.5 * 100, 2)
+
+
+# seed 000's published table (Results/*_metrics.txt of MarwanWalid2/Reasoning-vs-InfernceScaling, 128 GSM8K
+# questions): correct questions, "Average FLOPs per Question", "Total Time", then the README's Efficiency
+SEED000_RUNS = [
+    ("baseline", 13, 11_222_341_345_280, 6716.01, 17.29),
+    ("quietstar", 41, 12_728_208_896_000, 70995.86, 15.12),
+    ("quietstar_rebase", 12, 4_253_295_820_800, 18389.05, 15.47),
+    ("rebase_w3", 14, 2_346_843_832_320, 1083.85, 601.14),
+    ("rebase_w6", 13, 4_957_635_870_720, 2281.18, 116.85),
+    ("rebase_w16", 16, 13_570_380_595_200, 6003.07, 24.84),
+]
+
+
+def test_efficiency_report_reproduces_seed000_table_from_run_totals(tmp_path):
+    """A run shaped like the seed's (128 questions, run totals = its per-question averages x 128) gives the
+    seed's Efficiency column: the table divides by per-question costs, not by run totals."""
+    paths = []
+    for method, correct, flops_per_question, total_seconds, _ in SEED000_RUNS:
+        tflops = flops_per_question * 128 / 1e12
+        row = dict(_row("majority", 6, 100 * correct / 128, 6, tflops, total_seconds, tflops), n_questions=128)
+        paths.append(_metrics(tmp_path, "gsm8k", "mistral-7b", method, [row]))
+    table = efficiency_report(collect_metrics(paths), seed_rounding=True).set_index("method")
+    for method, *_, efficiency in SEED000_RUNS:
+        assert table.loc[method, "efficiency"] == efficiency
+        assert table.loc[method, "efficiency_seed000"] == efficiency  # here both count the same FLOPs
+    assert table.loc["rebase_w3", "tflops_per_question"] == pytest.approx(2.35, abs=0.005)
+    assert table.loc["baseline", "seconds_per_question"] == pytest.approx(52.47, abs=0.005)
+    assert table["rank"].to_dict() == {"rebase_w3": 1, "rebase_w6": 2, "rebase_w16": 3, "baseline": 4,
+                                       "quietstar_rebase": 5, "quietstar": 6}
 
 
 def test_efficiency_report_file_and_errors(metrics_paths, tmp_path):

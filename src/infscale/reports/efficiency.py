@@ -4,9 +4,10 @@
     Acc/s      = accuracy (%) / seconds
     Efficiency = Acc/TFLOP × Acc/s × 100          rank 1 = most efficient, ties share the lowest rank
 
-Seed 000 multiplied Acc/TFLOP and Acc/s after rounding each to 2 decimals (REBASE w=3: 4.66 × 1.29 × 100 =
-601.14, where the unrounded product is 601.3); `seed_rounding=True` reproduces its digits, the default does not
-round.
+Seed 000 computed its ratios from the table's displayed values, accuracy, TFLOPs and seconds each to 2 decimals
+(REBASE+QuietSTaR: 9.38 / 4.25 = 2.21, where 12/128 = 9.375 % over 4.2533 TFLOPs gives 2.20), and multiplied
+Acc/TFLOP and Acc/s after rounding each to 2 decimals (REBASE w=3: 4.66 × 1.29 × 100 = 601.14, where the
+unrounded product is 601.3); `seed_rounding=True` reproduces its digits, the default does not round.
 """
 
 from __future__ import annotations
@@ -36,8 +37,8 @@ def efficiency_table(df: pd.DataFrame, seed_rounding: bool = False) -> pd.DataFr
     """Add `acc_per_tflop`, `acc_per_second`, `efficiency` and `rank` to a table of methods.
 
     Input columns: method, accuracy (%), tflops, seconds; others are kept, and so is the row order.
-    With `seed_rounding`, Acc/TFLOP and Acc/s are rounded to 2 decimals before the product and the efficiency
-    to 2 decimals after it, as in the seed 000 table.
+    With `seed_rounding`, accuracy, TFLOPs and seconds are rounded to 2 decimals before dividing, Acc/TFLOP and
+    Acc/s to 2 decimals before the product and the efficiency to 2 decimals after it, as in the seed 000 table.
     """
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing:
@@ -49,6 +50,11 @@ def efficiency_table(df: pd.DataFrame, seed_rounding: bool = False) -> pd.DataFr
         for method, value in zip(df["method"], values):
             if value <= 0:
                 raise ValueError(f"method {method!r}: {column} must be > 0 to divide by, got {value}")
+            if seed_rounding and round(value, SEED_DECIMALS) == 0:
+                raise ValueError(f"method {method!r}: {column} {value:.3g} rounds to 0 at the seed table's "
+                                 f"{SEED_DECIMALS} decimals; turn report.seed_rounding off for runs this small")
+    if seed_rounding:
+        accuracy, tflops, seconds = (v.round(SEED_DECIMALS) for v in (accuracy, tflops, seconds))
 
     per_tflop, per_second = accuracy / tflops, accuracy / seconds
     if seed_rounding:
@@ -92,11 +98,27 @@ def efficiency_file(input_csv: str | Path, output_csv: str | Path, seed_rounding
 
 GROUP = ["dataset", "model"]
 RULE_KEYS = ["dataset", "model", "method", "rule", "weight"]
-SEED000_COLUMNS = ["tflops_seed000", "acc_per_tflop_seed000", "efficiency_seed000", "rank_seed000"]
+SEED000_COLUMNS = ["tflops_seed000", "tflops_seed000_per_question", "acc_per_tflop_seed000", "efficiency_seed000",
+                   "rank_seed000"]
 ORACLE_RULES = ("pass",)
 EFFICIENCY_COLUMNS = [*RULE_KEYS, "oracle", "n", "n_questions", "accuracy", "ci_low", "ci_high", "tflops", "seconds",
-                      "tokens", "load_seconds", "device", "torch_threads", "acc_per_tflop", "acc_per_second", "efficiency",
-                      "rank", *SEED000_COLUMNS]
+                      "tokens", "tflops_per_question", "seconds_per_question", "load_seconds", "device",
+                      "torch_threads", "acc_per_tflop", "acc_per_second", "efficiency", "rank", *SEED000_COLUMNS]
+# run totals -> the per-question averages the ratios divide by (seed 000's "Average FLOPs/Time per Question")
+PER_QUESTION = {"tflops": "tflops_per_question", "seconds": "seconds_per_question",
+                "tflops_seed000": "tflops_seed000_per_question"}
+
+
+def per_question_costs(rows: pd.DataFrame) -> pd.DataFrame:
+    """`rows` of an accuracy table with the `PER_QUESTION` columns: each run total / the row's `n_questions`."""
+    for column in ("tflops_seed000", "n_questions"):
+        if column not in rows.columns:
+            raise ValueError(f"accuracy table: missing column {column!r} (written before this column existed?)")
+    n_questions = _numeric(rows.assign(method=rows.apply(_row_label, axis=1)), "n_questions")
+    if (n_questions < 1).any():
+        raise ValueError(f"accuracy table: row {_row_label(rows[n_questions < 1].iloc[0])!r} has n_questions < 1")
+    return rows.assign(**{per_question: pd.to_numeric(rows[total], errors="coerce") / n_questions
+                          for total, per_question in PER_QUESTION.items()})
 
 
 def full_pool_rows(accuracy: pd.DataFrame) -> pd.DataFrame:
@@ -119,19 +141,23 @@ def efficiency_report(accuracy: pd.DataFrame, seed_rounding: bool = False,
     """The efficiency table of a run: `full_pool_rows` with `efficiency_table`'s columns ranked within each
     dataset/model, and beside them the same efficiency under seed 000's FLOP accounting (`*_seed000`).
 
+    Acc/TFLOP and Acc/s divide by the *per-question* TFLOPs and seconds (a row's run totals / `n_questions`),
+    as seed 000's table did (its FLOPs (T) and Time (s) are averages per question, all votes or leaves of a
+    question included), so the ratios do not shrink with the number of questions a run evaluates.
+
     Oracle rules (pass@N needs the reference answer: an upper bound, not a method) keep their efficiency but no
     rank (`oracle` column True). Rows are sorted by dataset, model, oracle and rank.
     """
-    rows = full_pool_rows(accuracy)
-    if "tflops_seed000" not in rows.columns:
-        raise ValueError("accuracy table: missing column 'tflops_seed000' (metrics from before seed 000 accounting?)")
+    rows = per_question_costs(full_pool_rows(accuracy))
     rows["oracle"] = rows["rule"].isin(oracle_rules)
     tables = []
     for (*_, oracle), group in rows.groupby([*GROUP, "oracle"], sort=False):
-        ours = efficiency_table(group.assign(method=group.apply(_row_label, axis=1)), seed_rounding)
-        theirs = efficiency_table(ours[["method", "accuracy", "seconds"]].assign(tflops=group["tflops_seed000"]),
-                                  seed_rounding)
-        ours["method"] = group["method"]
+        labelled = group["accuracy"].to_frame().assign(method=group.apply(_row_label, axis=1))
+        ours = efficiency_table(labelled.assign(tflops=group["tflops_per_question"],
+                                                seconds=group["seconds_per_question"]), seed_rounding)
+        theirs = efficiency_table(labelled.assign(tflops=group["tflops_seed000_per_question"],
+                                                  seconds=group["seconds_per_question"]), seed_rounding)
+        ours = group.assign(**{c: ours[c] for c in ("acc_per_tflop", "acc_per_second", "efficiency", "rank")})
         for column in ("acc_per_tflop", "efficiency", "rank"):
             ours[f"{column}_seed000"] = theirs[column]
         if oracle:
@@ -163,6 +189,7 @@ def efficiency_report_file(accuracy_csv: str | Path, output_csv: str | Path, out
     except ValueError as err:
         raise ValueError(f"{accuracy_csv}: {err}") from None
     title = ("Efficiency: every selection rule at its full pool, ranked per dataset/model "
-             "(Efficiency = Acc/TFLOP × Acc/s × 100; `*_seed000`: with seed 000's FLOP count)")
+             "(Acc/TFLOP, Acc/s per question: run totals / n_questions; Efficiency = Acc/TFLOP × Acc/s × 100; "
+             "`*_seed000`: with seed 000's FLOP count)")
     write_table(table, output_csv, output_md, title, floatfmt=markdown_formats(list(table.columns)))
     return table

@@ -23,7 +23,7 @@ from typing import Any
 import pandas as pd
 
 from infscale.io import atomic_open, read_json
-from infscale.reports.efficiency import efficiency_table
+from infscale.reports.efficiency import efficiency_table, per_question_costs
 from infscale.reports.tables import read_table
 
 SPEC_PATTERN = re.compile(r"^(?P<rule>[a-z_]+)(\[(?P<weight>[^\]]+)\])?(@(?P<n>[1-9][0-9]*))?$")
@@ -103,13 +103,6 @@ def _select(rows: pd.DataFrame, selection: Selection, label: str) -> pd.Series:
     return at_n.iloc[0]
 
 
-def per_question(rows: pd.DataFrame) -> pd.DataFrame:
-    """TFLOPs and seconds per question (the seed 000 table's scale) from an accuracy table's run totals."""
-    questions = rows["n_questions"].astype(float)
-    return rows.assign(tflops_per_question=rows["tflops"] / questions,
-                       seconds_per_question=rows["seconds"] / questions)
-
-
 def token_split(metrics_paths: Sequence[str | Path]) -> pd.DataFrame:
     """Visible (generated) and thought tokens per question of each run's whole pool, and its pool size M."""
     rows = []
@@ -144,7 +137,7 @@ def headline_table(accuracy: pd.DataFrame, selections: Mapping[str, Selection],
         rows.append({**chosen.to_dict(), "selection": str(Selection(chosen["rule"], chosen["weight"],
                                                                      int(chosen["n"]))),
                      "pass_accuracy": passed["accuracy"].iloc[0] if len(passed) else math.nan})
-    table = per_question(pd.DataFrame(rows))
+    table = per_question_costs(pd.DataFrame(rows))
     ranked = []
     for _, group in table.groupby(["dataset", "model"], sort=False):
         scored = efficiency_table(group.assign(tflops=group["tflops_per_question"],
@@ -216,7 +209,7 @@ def labelling_table(accuracy: pd.DataFrame) -> pd.DataFrame:
     reference = reference[(reference["rule"] == "majority") & (reference["weight"] == "")]
     rows = pd.concat([reference, weighted])
     labeller = rows["weight"].str.removeprefix("conf-")
-    rows = per_question(rows.assign(labeller=labeller, mode=[
+    rows = per_question_costs(rows.assign(labeller=labeller, mode=[
         "none" if not name else ("self" if name == model else "proxy") for name, model in zip(labeller, rows["model"])]))
     order = {"none": 0, "self": 1, "proxy": 2}
     rows = rows.assign(_order=rows["mode"].map(order)).sort_values([*KEYS, "rule", "n", "_order", "labeller"])
@@ -257,7 +250,7 @@ def cot_table(accuracy: pd.DataFrame, tokens: pd.DataFrame, prompt_styles: Mappi
     (6 · parameters · `training_tokens[model]`, the model card's D), and, when the CoT study's table is given
     (columns model, train_equivalent_flops), its train-equivalent FLOPs."""
     single = accuracy[(accuracy["rule"] == "mean") & (accuracy["n"] == 1) & (accuracy["weight"] == "")]
-    single = per_question(single.assign(style=single["method"].map(prompt_styles)).dropna(subset=["style"]))
+    single = per_question_costs(single.assign(style=single["method"].map(prompt_styles)).dropna(subset=["style"]))
     single = single.merge(tokens, on=KEYS, how="left")
     single["visible_tokens_per_question"] = single["visible_tokens_pool"] / single["pool_size"]
     tokens_d = pd.to_numeric(single["model"].map(training_tokens or {}), errors="coerce")

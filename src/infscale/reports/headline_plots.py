@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from infscale.reports.headline import KEYS, Selection, per_question
+from infscale.reports.efficiency import per_question_costs
+from infscale.reports.headline import KEYS, Selection
 from infscale.reports.tables import read_table
 from infscale.reports.plots import (Line2D, distinct_palette, pareto_frontier, plt, readable_log_axis, save_figure,
                                     sns)
@@ -46,7 +47,7 @@ def _curve(accuracy: pd.DataFrame, row: pd.Series, rule: str | None = None) -> p
     rule, weight = (rule, "") if rule else (selection.rule, selection.weight)
     mask = ((accuracy[KEYS] == row[KEYS].tolist()).all(axis=1) & (accuracy["rule"] == rule)
             & (accuracy["weight"] == weight) & (accuracy["n"] <= row["n"]))
-    return per_question(accuracy[mask]).sort_values("n")
+    return per_question_costs(accuracy[mask]).sort_values("n")
 
 
 def plot_headline(accuracy: pd.DataFrame, headline: pd.DataFrame, png_path: str | Path,
