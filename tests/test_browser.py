@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from conftest import copy_workflow
+from conftest import REPO, copy_workflow
 from infscale.reports.browser_check import BROWSERS, BrowserCheckError, check, colourful_share
 
 needs_chromium = pytest.mark.skipif(not any(shutil.which(b) for b in BROWSERS),
@@ -20,7 +20,9 @@ needs_chromium = pytest.mark.skipif(not any(shutil.which(b) for b in BROWSERS),
 def test_report_front_page_renders_in_chromium(tiny_run, tmp_path):
     workflow = copy_workflow(tiny_run, tmp_path / "copy")
     workflow.run("--report", "results/report.html", timeout=300)
-    rendered = check(workflow.path("results/report.html"), tmp_path / "artifacts" / "report.png")
+    # the screenshot is kept as an artifact (artifacts/ is gitignored)
+    rendered = check(workflow.path("results/report.html"), REPO / "artifacts" / "test_report.png",
+                     keep_dom=REPO / "artifacts" / "test_report.dom.html")
     assert rendered.tables >= 1 and rendered.front_images == 2
     assert rendered.colourful_share > 0.01
     assert "Headline results" in rendered.dom

@@ -48,8 +48,8 @@ rule front_page:
         headline="results/tables/headline.csv",
         curves="figures/headline_accuracy_vs_cost.png",
         ranking="figures/headline_ranking.png",
-        labelling=[f for k, f in headline_outputs().items() if k == "labelling_csv"],
-        cot=[f for k, f in headline_outputs().items() if k == "cot_csv"],
+        labelling=[str(f) for k, f in headline_outputs().items() if k == "labelling_csv"],
+        cot=[str(f) for k, f in headline_outputs().items() if k == "cot_csv"],
     output:
         "results/report/front_page.html",
     params:

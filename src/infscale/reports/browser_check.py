@@ -8,6 +8,8 @@ and figures are in the live page, and the screenshot shows them (not a blank or 
 from __future__ import annotations
 
 import argparse
+import html
+import json
 import re
 import shutil
 import subprocess
@@ -20,6 +22,7 @@ from PIL import Image
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "chrome")
 WINDOW = (1400, 2200)          # px: tall enough for the headline table and both figures
+MIN_FIGURE_PX = 400            # a figure drawn narrower than this is not readable
 JS_BUDGET_MS = 20000           # virtual time the report's JavaScript gets to render
 
 
@@ -43,12 +46,30 @@ def _run(browser: str, url: str, extra: list[str], timeout: float) -> subprocess
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
 
 
+# Appended to a copy of the report: once its scripts have rendered the page, record where the front page's
+# tables and figures ended up (decoded size, drawn size, distance from the top) for `--dump-dom` to carry out.
+PROBE = """<script>
+setTimeout(function () {
+  var box = function (e) { var r = e.getBoundingClientRect(); return [r.width, r.height, r.top + window.scrollY]; };
+  var front = document.getElementById("infscale-front");
+  var probe = {front: !!front, images: [], tables: []};
+  if (front) {
+    front.querySelectorAll("img").forEach(function (i) { probe.images.push([i.naturalWidth].concat(box(i))); });
+    front.querySelectorAll("table").forEach(function (t) { probe.tables.push(box(t)); });
+  }
+  var out = document.createElement("pre"); out.id = "infscale-probe"; out.textContent = JSON.stringify(probe);
+  document.body.appendChild(out);
+}, 5000);
+</script>"""
+
+
 @dataclass
 class RenderedReport:
     dom: str
     screenshot: Path
     tables: int = 0
     front_images: int = 0
+    layout: dict = field(default_factory=dict)
     colourful_share: float = 0.0
     problems: list[str] = field(default_factory=list)
 
@@ -70,7 +91,12 @@ def render(report_html: str | Path, screenshot: str | Path, timeout: float = 120
     screenshot.parent.mkdir(parents=True, exist_ok=True)
     browser = find_browser()
     url = report_html.as_uri()
-    dumped = _run(browser, url, ["--dump-dom"], timeout)
+    probed = report_html.with_name(f".{report_html.stem}.probe.html")   # beside it: same relative paths
+    probed.write_text(report_html.read_text(encoding="utf-8") + PROBE, encoding="utf-8")
+    try:
+        dumped = _run(browser, probed.as_uri(), ["--dump-dom"], timeout)
+    finally:
+        probed.unlink(missing_ok=True)
     if dumped.returncode != 0 or not dumped.stdout.strip():
         raise BrowserCheckError(f"{browser} could not render {url} (exit {dumped.returncode}): "
                                 f"{dumped.stderr.strip()[-800:]}")
@@ -81,10 +107,14 @@ def render(report_html: str | Path, screenshot: str | Path, timeout: float = 120
     return RenderedReport(dom=dumped.stdout, screenshot=screenshot)
 
 
-def check(report_html: str | Path, screenshot: str | Path, min_colourful: float = 0.01) -> RenderedReport:
-    """Render the report and assert that its first screen shows the headline table and figures."""
+def check(report_html: str | Path, screenshot: str | Path, min_colourful: float = 0.002,
+          keep_dom: str | Path | None = None) -> RenderedReport:
+    """Render the report and assert that its first screen shows the headline table and figures (`keep_dom`:
+    also save the rendered DOM there)."""
     rendered = render(report_html, screenshot)
     dom = rendered.dom
+    if keep_dom:
+        Path(keep_dom).write_text(dom, encoding="utf-8")
     front = dom.find('id="infscale-front"')
     if front < 0:
         rendered.problems.append("the front page (div#infscale-front) is not in the rendered page")
@@ -98,6 +128,17 @@ def check(report_html: str | Path, screenshot: str | Path, min_colourful: float 
             rendered.problems.append(f"{rendered.front_images} inline figure(s) on the front page, expected 2")
         if "rank 1 of" not in section:
             rendered.problems.append("no one-line answer (which method ranked first) on the front page")
+    match = re.search(r'<pre id="infscale-probe">(.*?)</pre>', dom, re.S)
+    rendered.layout = json.loads(html.unescape(match.group(1))) if match else {}
+    if not match:
+        rendered.problems.append("the layout probe did not run (the page's scripts did not finish?)")
+    for k, (natural, width, height, top) in enumerate(rendered.layout.get("images", [])):
+        if natural == 0 or width < MIN_FIGURE_PX or height < MIN_FIGURE_PX / 4:
+            rendered.problems.append(f"front-page figure {k + 1} is not drawn at a readable size (decoded width "
+                                     f"{natural} px, drawn {width:.0f} × {height:.0f} px)")
+    tables = rendered.layout.get("tables", [])
+    if tables and tables[0][2] > WINDOW[1]:
+        rendered.problems.append(f"the headline table starts {tables[0][2]:.0f} px down, below the first screen")
     rendered.colourful_share = colourful_share(rendered.screenshot)
     if rendered.colourful_share < min_colourful:
         rendered.problems.append(f"the screenshot is {100 * rendered.colourful_share:.2f}% coloured pixels: "

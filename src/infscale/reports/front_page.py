@@ -15,6 +15,8 @@ from infscale.reports.headline import cot_display, display_formats, headline_dis
 from infscale.reports.tables import read_table
 
 STYLE = """<style>
+.prose:has(#infscale-front) {max-width: 62rem}
+#infscale-front .scroll {overflow-x: auto; max-width: 100%}
 #infscale-front table {border-collapse: collapse; font-size: 12px; margin: 4px 0 2px 0}
 #infscale-front th, #infscale-front td {border: 1px solid #ccc; padding: 2px 6px; text-align: right}
 #infscale-front th {background: #f3f4f6}
@@ -59,7 +61,7 @@ def _table_html(shown: pd.DataFrame, highlight_first: bool = False) -> str:
             cells.append(f'<td class="{"text" if column in text else ""}">{html.escape(shown_value)}</td>')
         first = ' class="first"' if highlight_first and _is_first(shown, index) else ""
         body.append(f"<tr{first}>{''.join(cells)}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
 
 
 def _is_first(shown: pd.DataFrame, index: int) -> bool:
@@ -90,10 +92,15 @@ def front_page(headline_csv: str | Path, curves_png: str | Path, ranking_png: st
                output: str | Path, n_boot: int,
                labelling_csv: str | Path | None = None, cot_csv: str | Path | None = None) -> str:
     headline = read_table(headline_csv)
+    shown = headline_display(headline)
+    split = shown.columns.get_loc("Rank") + 1
+    main, details = shown.iloc[:, :split], pd.concat([shown[["Method", "Rank"]], shown.iloc[:, split:]], axis=1)
     parts = [STYLE, '<div id="infscale-front">', "<h2>Headline results</h2>",
              f'<p class="answer">{headline_answer(headline)}</p>',
              "<h3>Table 1. Each method at its headline selection (seed 000 layout)</h3>",
-             _table_html(headline_display(headline), highlight_first=True),
+             _table_html(main, highlight_first=True),
+             "<p><b>Table 1b.</b> The same rows: 95% confidence intervals, tokens and the oracle</p>",
+             _table_html(details, highlight_first=True),
              f'<p class="caption">One row per method at its headline selection (<code>report.headline: '
              f'{{method: rule@N}}</code>; default: sampling → majority over its whole pool, tree search → '
              f'weighted majority by its PRM\'s last-step score). {SCALE_NOTE} {FLOPS_NOTE} '
