@@ -24,7 +24,9 @@ def test_report_front_page_renders_in_chromium(tiny_run, tmp_path):
     rendered = check(workflow.path("results/report.html"), REPO / "artifacts" / "test_report.png",
                      keep_dom=REPO / "artifacts" / "test_report.dom.html")
     assert rendered.tables >= 1 and rendered.front_images == 2
-    assert rendered.colourful_share > 0.01
+    # both figures decoded and drawn at a readable width, the headline table on the first screen
+    assert all(natural > 0 and width >= 400 for natural, width, _h, _top in rendered.layout["images"])
+    assert rendered.layout["tables"][0][2] < 1000
     assert "Headline results" in rendered.dom
 
 

@@ -20,6 +20,7 @@ STYLE = """<style>
 #infscale-front table {border-collapse: collapse; font-size: 12px; margin: 4px 0 2px 0}
 #infscale-front th, #infscale-front td {border: 1px solid #ccc; padding: 2px 6px; text-align: right}
 #infscale-front th {background: #f3f4f6}
+#infscale-front .mono {font-family: monospace}
 #infscale-front td.text, #infscale-front th.text {text-align: left}
 #infscale-front tr.first td {font-weight: bold; background: #fef9c3}
 #infscale-front .caption {font-size: 12px; color: #374151; max-width: 60em; margin: 2px 0 14px 0}
@@ -101,12 +102,12 @@ def front_page(headline_csv: str | Path, curves_png: str | Path, ranking_png: st
              _table_html(main, highlight_first=True),
              "<p><b>Table 1b.</b> The same rows: 95% confidence intervals, tokens and the oracle</p>",
              _table_html(details, highlight_first=True),
-             f'<p class="caption">One row per method at its headline selection (<code>report.headline: '
-             f'{{method: rule@N}}</code>; default: sampling → majority over its whole pool, tree search → '
+             f'<p class="caption">One row per method at its headline selection (<span class="mono">report.headline: '
+             f'{{method: rule@N}}</span>; default: sampling → majority over its whole pool, tree search → '
              f'weighted majority by its PRM\'s last-step score). {SCALE_NOTE} {FLOPS_NOTE} '
              f'{CI_NOTE.format(n_boot=n_boot)} Oracle pass@N (a question counts when any of the N responses is '
              f'right) needs the reference answer: an upper bound, not ranked. Every rule and N: '
-             f'<code>results/tables/accuracy.csv</code> and <code>efficiency.csv</code> (Tables, below).</p>',
+             f'<span class="mono">results/tables/accuracy.csv</span> and <span class="mono">efficiency.csv</span> (Tables, below).</p>',
              "<h3>Figure 1. Accuracy against compute and time per question</h3>",
              _image_html(curves_png, "headline accuracy against TFLOPs and seconds per question"),
              '<p class="caption">Each method\'s headline rule at N = 1 … its headline N (≤ 6 methods per panel, '
