@@ -163,3 +163,25 @@ def test_method_palette_is_stable_and_distinct():
     assert len(set(palette.values())) == 12
     assert method_palette(names)["m3"] == palette["m3"]
     assert MAX_SERIES <= 6 and not math.isnan(palette["m0"][0])
+
+
+def test_front_page_answers_first_and_inlines_figures(run):
+    from infscale.reports.front_page import front_page
+
+    root, paths = run
+    outputs = {"csv": root / "h.csv", "md": root / "h.md", "labelling_csv": root / "l.csv",
+               "labelling_md": root / "l.md"}
+    write_headline_tables(root / "accuracy.csv", paths, METHODS, {}, outputs)
+    write_headline_figures(root / "accuracy.csv", root / "h.csv", list(METHODS), root / "c.png", root / "r.png")
+    page = front_page(root / "h.csv", root / "c.png", root / "r.png", root / "front.html", n_boot=2000,
+                      labelling_csv=root / "l.csv")
+    assert page == (root / "front.html").read_text()
+    # the first thing a reader sees: which method ranked first, accuracy with its CI, cost per question
+    answer = page[page.index('class="answer"'):page.index("Table 1.")]
+    assert "rank 1 of 3 is <b>rebase_w6</b>" in answer and "55.0% accuracy (95% CI 45.0–65.0)" in answer
+    assert "0.1 TFLOPs and 0.2 s per question" in answer
+    assert page.count('src="data:image/png;base64,') == 2
+    for caption in ("per question", "percentile-bootstrap intervals over questions (2000 resamples",
+                    "analytic forward-pass FLOPs", "oracle", "self", "proxy"):
+        assert caption in page
+    assert "Table 2. Confidence-labelled selection" in page and "Chain-of-thought" not in page
