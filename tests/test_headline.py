@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from infscale.io import write_json
-from infscale.reports.headline import (Selection, cot_table, default_selection, headline_display,
+from infscale.reports.headline import (Selection, cot_display, cot_table, default_selection, headline_display,
                                        headline_selections, headline_table, labelling_table, token_split,
                                        write_headline_tables)
 from infscale.reports.headline_plots import MAX_SERIES, PAPER_WIDTH, method_palette, write_headline_figures
@@ -129,17 +129,27 @@ def test_labelling_table_self_vs_proxy(run):
     assert at4["tflops_per_question"].iloc[1] == pytest.approx(0.25)
 
 
-def test_cot_table_pairs_styles_per_model(run):
-    root, paths = run
-    accuracy = read_table(root / "accuracy.csv")
-    styles = {name: cfg["prompt"]["style"] for name, cfg in METHODS.items()}
-    table = cot_table(accuracy, token_split(paths), styles, {"small": 2e12})
-    # single-response accuracy: only methods with `mean` at N=1 (sample4 standard, quiet CoT); the search has none
-    assert list(zip(table["style"], table["method"])) == [("fewshot", "sample4"), ("fewshot_cot", "quiet")]
-    assert table["visible_tokens_per_question"].tolist() == pytest.approx([10.0, 10.0])
-    assert table["training_tflops"].iloc[0] == pytest.approx(1.62e9)
-    assert table["train_equivalent_tflops"].isna().all()
-    assert cot_table(accuracy, token_split(paths), {"sample4": "fewshot"}).empty
+def test_cot_table_joins_the_cot_studys_tables():
+    styles = pd.DataFrame([
+        {"model": "small", "task": "gsm8k", "style": "standard", "accuracy": 20.0, "ci_low": 10.0, "ci_high": 30.0,
+         "tokens": 5.0, "flops": 2e12, "seconds": 1.0, "n_questions": 30},
+        {"model": "small", "task": "gsm8k", "style": "cot", "accuracy": 30.0, "ci_low": 15.0, "ci_high": 45.0,
+         "tokens": 50.0, "flops": 9e12, "seconds": 4.0, "n_questions": 30}])
+    differences = pd.DataFrame([
+        {"model": "small", "task": "gsm8k", "difference": 10.0, "diff_ci_low": -3.3, "diff_ci_high": 23.3,
+         "n_questions": 30},
+        {"model": "small", "task": "ALL", "difference": 10.0, "diff_ci_low": -3.3, "diff_ci_high": 23.3,
+         "n_questions": 30}])
+    models = pd.DataFrame([{"model": "small", "train_flops": 1.6e21, "train_equivalent_flops": 3.2e21}])
+    table = cot_table(styles, differences, models)
+    assert list(table["task"]) == ["gsm8k", "ALL"]
+    first = table.iloc[0]
+    assert (first["accuracy_standard"], first["accuracy_cot"], first["tflops_cot"]) == (20.0, 30.0, 9.0)
+    assert table["train_equivalent_flops"].tolist() == [3.2e21, 3.2e21]
+    assert pd.isna(table.iloc[1]["accuracy_cot"])          # ALL pools tasks: a difference, no single accuracy
+    shown = cot_display(table)
+    assert shown["CoT − standard (pp)"].tolist() == ["+10.0 [-3.3, +23.3]"] * 2
+    assert shown["CoT acc (%)"].tolist() == ["30.0 [15.0, 45.0]", ""]
 
 
 def test_headline_files_and_figures(run):

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from conftest import TINY_CONFIG, copy_workflow
+from infscale.config import run_triples
 from infscale.io import read_json, read_jsonl
 
 pytestmark = pytest.mark.slow
@@ -174,7 +175,7 @@ def test_study_configs_dry_run_without_downloads(study, tmp_path, monkeypatch):
     config = yaml.safe_load((TINY_CONFIG.parent / study).read_text())
     workflow = Workflow(tmp_path, config)
     jobs = workflow.dry_run_jobs("--resources", "gpu=1")
-    n_generation_jobs = sum(config["methods"][m].get("shards", 1) for run in config["runs"] for m in run["methods"])
+    n_generation_jobs = sum(config["methods"][m].get("shards", 1) for _, _, m in run_triples(config))
     assert jobs["generate"] == n_generation_jobs
     assert jobs["prepare_model"] == len({m for run in config["runs"] for m in run["models"]})
     assert not (tmp_path / "resources").exists()        # nothing was downloaded or prepared

@@ -31,6 +31,13 @@ def _efficiency(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cot_scaling(args: argparse.Namespace) -> int:
+    from infscale.cot_scaling import analyse_file
+
+    analyse_file(args.input, args.output)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="infscale", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -56,6 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
     eff.add_argument("--seed-rounding", action="store_true",
                      help="round Acc/TFLOP and Acc/s to 2 decimals before the product, as the seed 000 table does")
     eff.set_defaults(func=_efficiency)
+
+    cot = commands.add_parser("cot-scaling", help="seed 004: CoT improvement, train-equivalent FLOPs, crossover R*")
+    cot.add_argument("--input", required=True, help="CSV with columns model, family, params, training_tokens, "
+                     "accuracy_standard, accuracy_cot, tokens_standard, tokens_cot (accuracy in any one unit)")
+    cot.add_argument("--output", required=True, help="CSV written with added train_flops, cot_improvement, "
+                     "train_equivalent_flops, fit, fit_intercept, fit_slope, crossover_requests")
+    cot.set_defaults(func=_cot_scaling)
     return parser
 
 

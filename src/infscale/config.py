@@ -51,6 +51,26 @@ def validate_config(config: dict[str, Any], schema_path: str | Path) -> None:
                                       f"(defined: {sorted(config[section])})")
 
 
+def cot_scaling_pairs(config: dict[str, Any]) -> list[tuple[str, str]]:
+    """(dataset, model) of every run with seed 004's standard method; each must also run the CoT method."""
+    section = config.get("cot_scaling")
+    if not section:
+        return []
+    for key in ("standard", "cot"):
+        if section[key] not in config["methods"]:
+            raise ConfigError(f"config: cot_scaling.{key}: {section[key]!r} is not defined under `methods:` "
+                              f"(defined: {sorted(config['methods'])})")
+    triples = run_triples(config)
+    pairs = [(d, m) for d, m, method in triples if method == section["standard"]]
+    for dataset, model in pairs:
+        if (dataset, model, section["cot"]) not in triples:
+            raise ConfigError(f"config: cot_scaling: dataset {dataset!r} / model {model!r} runs the standard method "
+                              f"{section['standard']!r} but not the CoT method {section['cot']!r}")
+    if not pairs:
+        raise ConfigError(f"config: cot_scaling.standard: no run uses method {section['standard']!r}")
+    return pairs
+
+
 def run_triples(config: dict[str, Any]) -> list[tuple[str, str, str]]:
     """Every (dataset, model, method) the config asks for, in config order, without repeats."""
     triples = []

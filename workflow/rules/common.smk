@@ -1,7 +1,7 @@
 import re
 
-from infscale.config import code_hash, run_triples, validate_config
-from infscale.reports.headline import STANDARD_STYLES, configured_selections
+from infscale.config import code_hash, cot_scaling_pairs, run_triples, validate_config
+from infscale.reports.headline import configured_selections
 
 
 validate_config(config, workflow.source_path("../schemas/config.schema.yaml"))
@@ -115,7 +115,7 @@ def final_outputs():
         "figures/accuracy_vs_tflops.png",
         "figures/accuracy_vs_seconds.png",
         "figures/efficiency_ranking.png",
-    ] + prm_quality_outputs() + labelling_outputs() + headline_final_outputs()
+    ] + prm_quality_outputs() + labelling_outputs() + cot_scaling_outputs() + headline_final_outputs()
 
 
 # --- PRM scoring and tree search (score.smk) ---
@@ -199,18 +199,6 @@ HEADLINE = config.get("report", {}).get("headline", {})
 configured_selections(config["methods"], HEADLINE)  # a bad entry stops the run at start, naming its key
 
 
-def prompt_style(method):
-    return config["methods"][method].get("prompt", {}).get("style", "fewshot")
-
-
-def runs_cot_pairs():
-    """Whether some dataset/model runs both a standard and a chain-of-thought prompt style (seed 004's table)."""
-    styles = {}
-    for dataset, model, method in RUNS:
-        styles.setdefault((dataset, model), set()).add(prompt_style(method) in STANDARD_STYLES)
-    return any(len(kinds) == 2 for kinds in styles.values())
-
-
 def headline_outputs():
     outputs = {
         "csv": report("results/tables/headline.csv", caption="../report/headline_table.rst", category="Headline"),
@@ -220,7 +208,7 @@ def headline_outputs():
         outputs["labelling_csv"] = report("results/tables/headline_labelling.csv",
                                           caption="../report/headline_labelling.rst", category="Headline")
         outputs["labelling_md"] = "results/tables/headline_labelling.md"
-    if runs_cot_pairs():
+    if COT_PAIRS:  # seed 004's tables exist (cot_scaling.smk)
         outputs["cot_csv"] = report("results/tables/headline_cot.csv", caption="../report/headline_cot.rst",
                                     category="Headline")
         outputs["cot_md"] = "results/tables/headline_cot.md"
@@ -232,4 +220,36 @@ def headline_final_outputs():
         "figures/headline_accuracy_vs_cost.png",
         "figures/headline_ranking.png",
         "results/report/front_page.html",
+    ]
+
+
+# --- seed 004: standard vs chain-of-thought across scales (cot_scaling.smk) ---
+
+
+COT_PAIRS = cot_scaling_pairs(config)
+
+
+def cot_scaling_runs():
+    """Per (dataset, model): the graded responses and metrics of both prompt styles, and the model spec."""
+    if not COT_PAIRS:
+        return []
+    styles = {"standard": config["cot_scaling"]["standard"], "cot": config["cot_scaling"]["cot"]}
+    return [
+        {"dataset": d, "model": m, "spec": f"resources/models/{m}/model.json",
+         **{style: {"graded": f"results/graded/{d}/{m}/{method}/samples.jsonl",
+                    "metrics": f"results/metrics/{d}/{m}/{method}.json"} for style, method in styles.items()}}
+        for d, m in COT_PAIRS
+    ]
+
+
+def cot_scaling_outputs():
+    if not COT_PAIRS:
+        return []
+    return [
+        "results/tables/cot_scaling.csv",
+        "results/tables/cot_vs_standard.csv",
+        "results/tables/toks_generated.csv",
+        "results/tables/train_equivalent_flops.csv",
+        "figures/cot_improvement_by_train_flops.png",
+        "figures/intersecting_lines.png",
     ]

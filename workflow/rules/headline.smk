@@ -5,13 +5,15 @@ rule headline_tables:
     input:
         accuracy="results/tables/accuracy.csv",
         metrics=metrics_files(),
+        # seed 004's own tables, when the run has CoT pairs (cot_scaling.smk)
+        cot=lambda w: ["results/tables/cot_scaling.csv", "results/tables/cot_vs_standard.csv",
+                       "results/tables/train_equivalent_flops.csv"] if COT_PAIRS else [],
     output:
         **headline_outputs(),
     params:
         methods=config["methods"],
         headline=HEADLINE,
         seed_rounding=config.get("report", {}).get("seed_rounding", False),
-        training_tokens={name: cfg.get("training_tokens") for name, cfg in config["models"].items()},
         code=code_hash("infscale.reports.headline", "infscale.reports.efficiency", "infscale.reports.tables"),
     log:
         "logs/report/headline_tables.log",

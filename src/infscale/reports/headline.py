@@ -4,7 +4,8 @@
   question: Accuracy (%) | FLOPs (T) | Time (s) | Acc/TFLOP | Acc/Second | Efficiency Score | rank, with 95% CIs in
   a second column set, and visible / thought tokens per question (thought > 0 only for Quiet-STaR-type methods);
 - `headline_labelling` (seed 001): confidence-weighted rules × N, self- vs proxy-labelled, accuracy and cost;
-- `headline_cot` (seed 004): chain-of-thought vs standard prompting per model, with tokens and FLOPs.
+- `headline_cot` (seed 004): chain-of-thought vs standard prompting per model, with tokens and FLOPs, joined
+  from the CoT study's own tables (`cot_scaling.smk`).
 
 The full tables (`accuracy.csv`, `efficiency.csv`) keep every rule. Accuracy CIs are the accuracy table's 95%
 bootstrap intervals over questions; FLOPs and seconds are measured, not sampled, so the CIs of Acc/TFLOP,
@@ -29,7 +30,6 @@ from infscale.reports.tables import read_table
 SPEC_PATTERN = re.compile(r"^(?P<rule>[a-z_]+)(\[(?P<weight>[^\]]+)\])?(@(?P<n>[1-9][0-9]*))?$")
 SEARCH_KINDS = ("rebase", "beam")
 KEYS = ["dataset", "model", "method"]
-STANDARD_STYLES = ("fewshot", "zeroshot")   # prompt styles without a chain of thought
 
 
 @dataclass(frozen=True)
@@ -110,10 +110,10 @@ def token_split(metrics_paths: Sequence[str | Path]) -> pd.DataFrame:
         metrics = read_json(path)
         tokens, questions = metrics.get("tokens", {}), max(int(metrics["n_questions"]), 1)
         rows.append({"dataset": metrics["dataset"], "model": metrics["model"], "method": metrics["method"],
-                     "pool_size": int(metrics["n_samples"]), "n_params": metrics.get("n_params", math.nan),
+                     "pool_size": int(metrics["n_samples"]),
                      "visible_tokens_pool": tokens.get("completion", math.nan) / questions,
                      "thought_tokens_pool": tokens.get("thought", 0) / questions})
-    return pd.DataFrame(rows, columns=[*KEYS, "pool_size", "n_params", "visible_tokens_pool", "thought_tokens_pool"])
+    return pd.DataFrame(rows, columns=[*KEYS, "pool_size", "visible_tokens_pool", "thought_tokens_pool"])
 
 
 HEADLINE_COLUMNS = [
@@ -238,47 +238,41 @@ def labelling_display(table: pd.DataFrame) -> pd.DataFrame:
 # ---------------------------------------------------------------------------------------------- seed 004
 
 
-COT_COLUMNS = ["dataset", "model", "style", "method", "accuracy", "ci_low", "ci_high", "visible_tokens_per_question",
-               "tflops_per_question", "training_tflops", "train_equivalent_tflops"]
+COT_COLUMNS = ["model", "task", "accuracy_standard", "ci_low_standard", "ci_high_standard", "accuracy_cot",
+               "ci_low_cot", "ci_high_cot", "difference", "diff_ci_low", "diff_ci_high", "tokens_standard",
+               "tokens_cot", "tflops_standard", "tflops_cot", "train_flops", "train_equivalent_flops"]
 
 
-def cot_table(accuracy: pd.DataFrame, tokens: pd.DataFrame, prompt_styles: Mapping[str, str],
-              training_tokens: Mapping[str, float | None] | None = None,
-              train_equivalent: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Chain-of-thought vs standard prompting per (dataset, model) that ran both: single-response accuracy
-    (`mean` at N=1), generated tokens and inference TFLOPs per question, the model's training TFLOPs
-    (6 · parameters · `training_tokens[model]`, the model card's D), and, when the CoT study's table is given
-    (columns model, train_equivalent_flops), its train-equivalent FLOPs."""
-    single = accuracy[(accuracy["rule"] == "mean") & (accuracy["n"] == 1) & (accuracy["weight"] == "")]
-    single = per_question_costs(single.assign(style=single["method"].map(prompt_styles)).dropna(subset=["style"]))
-    single = single.merge(tokens, on=KEYS, how="left")
-    single["visible_tokens_per_question"] = single["visible_tokens_pool"] / single["pool_size"]
-    tokens_d = pd.to_numeric(single["model"].map(training_tokens or {}), errors="coerce")
-    single["training_tflops"] = 6 * single["n_params"] * tokens_d / 1e12
-    if train_equivalent is not None and {"model", "train_equivalent_flops"} <= set(train_equivalent.columns):
-        single["train_equivalent_tflops"] = single["model"].map(
-            train_equivalent.groupby("model")["train_equivalent_flops"].first() / 1e12)
-    keep = []
-    for _, group in single.groupby(["dataset", "model"], sort=False):
-        cot = ~group["style"].isin(STANDARD_STYLES)
-        if cot.any() and (~cot).any():
-            keep.append(group.assign(_cot=cot).sort_values(["_cot", "method"]))
-    if not keep:
-        return pd.DataFrame(columns=COT_COLUMNS)
-    return pd.concat(keep).reindex(columns=COT_COLUMNS).reset_index(drop=True)
+def cot_table(styles: pd.DataFrame, differences: pd.DataFrame, models: pd.DataFrame) -> pd.DataFrame:
+    """Seed 004's comparison in one table, joined from the CoT study's own tables (`cot_scaling.smk`): per model
+    and task, standard and CoT accuracy with 95% CIs, the paired CoT − standard difference (percentage points,
+    bootstrap CI over the same questions; task ALL pools a model's tasks), generated tokens and inference TFLOPs
+    per question, and the model's training FLOPs (6·N·D) and train-equivalent FLOPs."""
+    wide = styles.pivot_table(index=["model", "task"], columns="style",
+                              values=["accuracy", "ci_low", "ci_high", "tokens", "flops"], aggfunc="first")
+    wide.columns = [f"{value}_{style}" for value, style in wide.columns]
+    wide = wide.reset_index()
+    for style in ("standard", "cot"):
+        wide[f"tflops_{style}"] = wide[f"flops_{style}"] / 1e12
+    table = differences.merge(wide, on=["model", "task"], how="left")
+    table = table.merge(models[["model", "train_flops", "train_equivalent_flops"]], on="model", how="left")
+    return table.reindex(columns=COT_COLUMNS)
 
 
 def cot_display(table: pd.DataFrame) -> pd.DataFrame:
-    shown = pd.DataFrame({
-        "Dataset": table["dataset"], "Model": table["model"], "Prompt": table["style"], "Method": table["method"],
-        "Accuracy (%)": table["accuracy"],
-        "Accuracy 95% CI": [_ci(lo, hi, ".1f") for lo, hi in zip(table["ci_low"], table["ci_high"])],
-        "Tokens/q": table["visible_tokens_per_question"], "FLOPs/q (T)": table["tflops_per_question"],
-        "Training FLOPs (T, 6ND)": table["training_tflops"],
+    def with_ci(prefix: str, style: str) -> list[str]:
+        return [f"{a:.1f} {_ci(lo, hi, '.1f')}" if pd.notna(a) else "" for a, lo, hi in
+                zip(table[f"{prefix}_{style}"], table[f"ci_low_{style}"], table[f"ci_high_{style}"])]
+
+    return pd.DataFrame({
+        "Model": table["model"], "Task": table["task"],
+        "Standard acc (%)": with_ci("accuracy", "standard"), "CoT acc (%)": with_ci("accuracy", "cot"),
+        "CoT − standard (pp)": [f"{d:+.1f} {_ci(lo, hi, '+.1f')}" for d, lo, hi in
+                                zip(table["difference"], table["diff_ci_low"], table["diff_ci_high"])],
+        "Tokens/q standard": table["tokens_standard"], "Tokens/q CoT": table["tokens_cot"],
+        "FLOPs/q standard (T)": table["tflops_standard"], "FLOPs/q CoT (T)": table["tflops_cot"],
+        "Train FLOPs (6ND)": table["train_flops"], "Train-equivalent FLOPs": table["train_equivalent_flops"],
     })
-    if table["train_equivalent_tflops"].notna().any():
-        shown["Train-equivalent FLOPs (T)"] = table["train_equivalent_tflops"]
-    return shown
 
 
 # ---------------------------------------------------------------------------------------------- files
@@ -287,10 +281,10 @@ def cot_display(table: pd.DataFrame) -> pd.DataFrame:
 def write_headline_tables(accuracy_csv: str | Path, metrics_paths: Sequence[str | Path],
                           methods: Mapping[str, Mapping[str, Any]], configured: Mapping[str, str] | None,
                           outputs: Mapping[str, str | Path], seed_rounding: bool = False,
-                          training_tokens: Mapping[str, float | None] | None = None,
-                          train_equivalent_csv: str | Path | None = None) -> dict[str, pd.DataFrame]:
+                          cot_tables: Mapping[str, str | Path] | None = None) -> dict[str, pd.DataFrame]:
     """The pipeline step: write `headline.{csv,md}` and, when named in `outputs`, `labelling_{csv,md}` and
-    `cot_{csv,md}`. Errors name the config key or file."""
+    `cot_{csv,md}` (from the CoT study's tables `cot_tables`: styles, differences, models). Errors name the
+    config key or file."""
     accuracy = read_table(accuracy_csv)
     tokens = token_split(metrics_paths)
     table = headline_table(accuracy, headline_selections(methods, configured, accuracy), tokens, seed_rounding)
@@ -303,9 +297,8 @@ def write_headline_tables(accuracy_csv: str | Path, metrics_paths: Sequence[str 
                     LABELLING_TITLE)
         written["labelling"] = labelled
     if "cot_csv" in outputs:
-        styles = {name: cfg.get("prompt", {}).get("style", "fewshot") for name, cfg in methods.items()}
-        equivalent = pd.read_csv(train_equivalent_csv) if train_equivalent_csv else None
-        cot = cot_table(accuracy, tokens, styles, training_tokens, equivalent)
+        cot = cot_table(pd.read_csv(cot_tables["styles"]), pd.read_csv(cot_tables["differences"]),
+                        pd.read_csv(cot_tables["models"]))
         _write_pair(cot, cot_display(cot), outputs["cot_csv"], outputs["cot_md"], COT_TITLE)
         written["cot"] = cot
     return written
@@ -316,8 +309,8 @@ HEADLINE_TITLE = ("Headline (seed 000 layout): each method at its headline selec
                   "over questions")
 LABELLING_TITLE = ("Confidence labelling (seed 001 layout): labelled rules × N, self- vs proxy-labelled, accuracy "
                    "(95% bootstrap CI over questions) and cost per question (sampling + that labeller)")
-COT_TITLE = ("CoT vs standard prompting (seed 004 layout): single-response accuracy (95% bootstrap CI over "
-             "questions), tokens and FLOPs per question")
+COT_TITLE = ("CoT vs standard prompting (seed 004 layout): greedy accuracy (95% bootstrap CI over questions), the "
+             "paired CoT − standard difference, tokens and FLOPs per question, training and train-equivalent FLOPs")
 
 
 def _write_pair(table: pd.DataFrame, shown: pd.DataFrame, csv_path: str | Path, md_path: str | Path,
