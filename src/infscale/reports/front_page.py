@@ -16,6 +16,7 @@ from infscale.reports.tables import read_table
 
 STYLE = """<style>
 .prose:has(#infscale-front) {max-width: 62rem}
+#infscale-front {overflow-x: hidden}
 #infscale-front .scroll {overflow-x: auto; max-width: 100%}
 #infscale-front table {border-collapse: collapse; font-size: 12px; margin: 4px 0 2px 0}
 #infscale-front th, #infscale-front td {border: 1px solid #ccc; padding: 2px 6px; text-align: right}
@@ -123,10 +124,12 @@ def front_page(headline_csv: str | Path, curves_png: str | Path, ranking_png: st
     if labelling_csv:
         labelling = read_table(labelling_csv, text_columns=("labeller", "mode"))
         parts += [f"<h3>Table {table_number}. Confidence-labelled selection, self vs proxy (seed 001 layout)</h3>",
-                  _table_html(labelling_display(labelling)),
+                  # dataset/model in the run's name, seconds in the CSV: a table that fits the page
+                  _table_html(labelling_display(labelling).drop(columns=["Dataset", "Model"]).pipe(
+                      lambda t: t[[c for c in t.columns if not c.endswith(": s/q")]])),
                   '<p class="caption">Confidence-weighted rules at each N: labels from the sampling model itself '
                   '(self) or from another model (proxy); unweighted majority at the same N for reference. Cost per '
-                  'question is sampling plus that labeller\'s tokens (FLOPs) and seconds. '
+                  'question is sampling plus that labeller\'s tokens (FLOPs; seconds in headline_labelling.csv). '
                   + CI_NOTE.format(n_boot=n_boot).split(" Costs are")[0] + " Label quality (AUROC, ECE): "
                   "label_quality.csv.</p>"]
         table_number += 1
