@@ -137,6 +137,8 @@ def check(report_html: str | Path, screenshot: str | Path, min_colourful: float 
             rendered.problems.append(f"front-page figure {k + 1} is not drawn at a readable size (decoded width "
                                      f"{natural} px, drawn {width:.0f} × {height:.0f} px)")
     tables = rendered.layout.get("tables", [])
+    if match:
+        rendered.tables = len(tables)   # the front page's own tables, as drawn
     if tables and tables[0][2] > WINDOW[1]:
         rendered.problems.append(f"the headline table starts {tables[0][2]:.0f} px down, below the first screen")
     rendered.colourful_share = colourful_share(rendered.screenshot)
