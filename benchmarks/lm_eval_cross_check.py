@@ -62,11 +62,20 @@ def run_lm_eval(model_dir: Path, questions_path: Path, workdir: Path, max_new_to
     )
     rows = {}
     for sample in results["samples"][LOCAL_TASK]:
-        row = rows.setdefault(sample["doc_id"], {"doc_id": sample["doc_id"], "lm_eval_text": sample["resps"][0][0]})
+        row = rows.setdefault(sample["doc_id"], {"doc_id": sample["doc_id"], "lm_eval_prompt": _context(sample),
+                                                 "lm_eval_text": sample["resps"][0][0]})
         filtered = sample["filtered_resps"][0]
         row[f"lm_eval_{sample['filter']}"] = filtered
         row[f"lm_eval_{sample['filter']}_correct"] = bool(sample["exact_match"])
     return pd.DataFrame(sorted(rows.values(), key=lambda r: r["doc_id"]))
+
+
+def _context(sample: dict) -> str:
+    """The prompt lm-eval sent: `arguments` is [[context, gen_kwargs]] or {"gen_args_0": {"arg_0": context, ...}}."""
+    arguments = sample["arguments"]
+    if isinstance(arguments, dict):
+        return next(iter(arguments.values()))["arg_0"]
+    return arguments[0][0]
 
 
 def run_ours(model_dir: Path, test_path: Path, workdir: Path, max_new_tokens: int, batch_size: int) -> pd.DataFrame:
@@ -82,8 +91,9 @@ def run_ours(model_dir: Path, test_path: Path, workdir: Path, max_new_tokens: in
                    device="cpu")
     graded = workdir / "ours.graded.jsonl"
     grade_responses(samples, test_path, graded, mode="flexible")
-    return pd.DataFrame([{"id": r["id"], "ours_text": r["response"], "ours_extracted": r["extracted"],
-                          "ours_correct": bool(r["correct"])} for r in read_jsonl(graded)])
+    return pd.DataFrame([{"id": r["id"], "ours_prompt": r["prompt"], "ours_text": r["completion"],
+                          "ours_extracted": r["extracted"], "ours_correct": bool(r["correct"])}
+                         for r in read_jsonl(graded)])
 
 
 def _number(text: object) -> str | None:
@@ -118,6 +128,7 @@ def main() -> None:
         ours = run_ours(args.model_dir, test_path, workdir, args.max_new_tokens, args.batch_size)
     table = pd.concat([pd.DataFrame({"id": [q["id"] for q in test], "reference": [q["answer"] for q in test]}),
                        lm_eval_rows.drop(columns="doc_id")], axis=1).merge(ours, on="id")
+    table["same_prompt"] = table["lm_eval_prompt"] == table["ours_prompt"]
     table["same_text"] = [a.strip() == b.strip() for a, b in zip(table["lm_eval_text"], table["ours_text"])]
     table["same_flexible_answer"] = [_number(a) == (b if b is None else str(b))
                                      for a, b in zip(table["lm_eval_flexible-extract"], table["ours_extracted"])]
@@ -136,6 +147,7 @@ def main() -> None:
         "lm_eval_flexible": accuracy("lm_eval_flexible-extract_correct"),
         "ours_flexible": accuracy("ours_correct"),
         "ours_minus_lm_eval_flexible": {"difference": float(paired.mean()), "ci_low": low, "ci_high": high},
+        "same_prompt": int(table["same_prompt"].sum()),
         "same_generated_text": int(table["same_text"].sum()),
         "same_flexible_answer": int(table["same_flexible_answer"].sum()),
     }

@@ -17,6 +17,60 @@ TEST_CACHE = Path(os.environ.get("INFSCALE_TEST_CACHE", REPO / ".cache-tests"))
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 TINY_CONFIG = REPO / "config" / "test-tiny.yaml"
 
+# --- tests that load a model must be marked slow (`make test-fast` leaves them out) ---
+
+# fixtures that prepare or load a model; a test using one (directly or through another fixture) is slow
+MODEL_FIXTURES = {"prepared_smollm2", "prepared_gemma3", "smollm2_checkpoint"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    unmarked = [f"{item.nodeid} (uses {sorted(MODEL_FIXTURES & set(item.fixturenames))})" for item in items
+                if item.get_closest_marker("slow") is None and MODEL_FIXTURES & set(getattr(item, "fixturenames", ()))]
+    if unmarked:
+        raise pytest.UsageError("tests that load a model must be marked @pytest.mark.slow: " + "; ".join(unmarked))
+
+
+_IN_FAST_TEST: list[str] = []          # node id of the running test when it is not marked slow
+_MODEL_READS: list[str] = []           # model files such a test opened
+
+
+def _model_file(path: str) -> bool:
+    """A model's weights, or the config.json of a folder that holds weights (every from_pretrained reads it)."""
+    if path.endswith((".safetensors", ".gguf", ".pt")) and "/models/" in path:
+        return True
+    folder = os.path.dirname(path)
+    return path.endswith("config.json") and any(
+        name.endswith((".safetensors", ".gguf")) for name in os.listdir(folder or "."))
+
+
+def _audit_model_reads(event: str, args: tuple) -> None:
+    if event == "open" and _IN_FAST_TEST and isinstance(args[0], (str, bytes, os.PathLike)):
+        path = os.fsdecode(args[0])
+        try:
+            if _model_file(path):
+                _MODEL_READS.append(path)
+        except OSError:
+            pass
+
+
+sys.addaudithook(_audit_model_reads)
+
+
+@pytest.fixture(autouse=True)
+def _models_only_in_slow_tests(request: pytest.FixtureRequest):
+    """Runtime twin of the collection check: a fast test that opens a model's files fails."""
+    if request.node.get_closest_marker("slow") is not None:
+        yield
+        return
+    _IN_FAST_TEST.append(request.node.nodeid)
+    _MODEL_READS.clear()
+    try:
+        yield
+    finally:
+        _IN_FAST_TEST.clear()
+    if _MODEL_READS:
+        pytest.fail(f"{request.node.nodeid} loads a model ({_MODEL_READS[0]}) but is not marked @pytest.mark.slow")
+
 
 @pytest.fixture(scope="session")
 def prepared_smollm2() -> Path:

@@ -10,8 +10,9 @@ import pytest
 from infscale.compute import (
     ModelDims,
     generation_flops,
-    seed000_flops,
+    seed000_flops_per_token,
     seed000_rebase_flops,
+    seed000_sampling_flops,
     sequence_flops,
     sequence_flops_terms,
     thought_flops,
@@ -226,13 +227,48 @@ def test_thought_flops_matches_explicit_layout():
     assert record["thought"] == pytest.approx(explicit, rel=1e-12)
 
 
-def test_seed000_convention():
-    n_params = 7_241_732_096
-    assert seed000_flops(n_params, 250) == n_params * 250
-    # REBASE: the budget, width paths of max_tokens each, per question
-    assert seed000_rebase_flops(n_params, width=3, max_tokens=384, n_questions=128) == n_params * 3 * 384 * 128
-    with pytest.raises(ValueError, match="width"):
-        seed000_rebase_flops(n_params, width=-1, max_tokens=384)
+def test_seed000_flops_per_token_is_the_study_formula():
+    # base.py calculate_flops_per_token: 2·[2·d·L·(2·d/h + d_ff)] + 2·L·d; Mistral-7B: 7.65 GFLOP a token
+    dims = ModelDims.from_config(MISTRAL_7B_V01)
+    assert seed000_flops_per_token(dims) == 2 * (2 * 4096 * 32 * (2 * 4096 // 32 + 14336)) + 2 * 32 * 4096
+    assert seed000_flops_per_token(dims) == 7_650_672_640
+    # d // h, not the config's head_dim (they differ in Gemma 3)
+    gemma = ModelDims.from_config(SMALL_CONFIGS["gemma3_text"])
+    d, layers = gemma.d_model, gemma.n_layer
+    assert seed000_flops_per_token(gemma) == 4 * d * layers * (2 * (d // gemma.n_heads) + gemma.d_ff) + 2 * layers * d
+
+
+def test_seed000_sampling_flops_reproduce_results_file():
+    dims = ModelDims.from_config(MISTRAL_7B_V01)
+    # Results/metrics_baseline.txt: a vote that ran to the cap (385 reasoning + 11 answer steps) is charged
+    # 3,029,666,365,440 FLOPs, the shortest ones 122,410,762,240 (16 steps)
+    assert seed000_sampling_flops(dims, 396) == 3_029_666_365_440
+    assert seed000_sampling_flops(dims, 16) == 122_410_762_240
+    with pytest.raises(ValueError, match="n_decoding_steps"):
+        seed000_sampling_flops(dims, -1)
+
+
+def test_seed000_rebase_flops_charge_step_cap_times_depth():
+    dims = ModelDims.from_config(MISTRAL_7B_V01)
+    per_step = 7_650_672_640 * 96   # rebase.yaml max_step_tokens: 96
+    # Results/width3.json: question 0 kept three depth-1 nodes, question 1 two (one scored <= 0.1, dropped)
+    assert seed000_rebase_flops(dims, 96, [1, 1, 1]) == 2_203_393_720_320
+    assert seed000_rebase_flops(dims, 96, [1, 1]) == 1_468_929_146_880
+    # a node carries its parent's running total: depth k costs k steps
+    assert seed000_rebase_flops(dims, 96, [1, 2, 2, 3]) == per_step * 8
+    with pytest.raises(ValueError, match="depths must be >= 1"):
+        seed000_rebase_flops(dims, 96, [0, 1])
+
+
+def test_generation_flops_add_the_answer_phase():
+    dims = ModelDims.from_config(SMALL_CONFIGS["llama"])
+    plain = generation_flops(dims, n_prefill_tokens=20, n_prompt_tokens=20, n_completion_tokens=7)
+    answer = generation_flops(dims, 20, 20, 7, n_answer_prompt_tokens=40, n_answer_prefill_tokens=30,
+                              n_answer_tokens=5)
+    assert answer["prefill"] == plain["prefill"] + sequence_flops(dims, 10, 30, n_logits=1)
+    assert answer["decode"] == plain["decode"] + sequence_flops(dims, 40, 5)
+    with pytest.raises(ValueError, match="n_answer_prefill_tokens"):
+        generation_flops(dims, 20, 20, 7, n_answer_prompt_tokens=4, n_answer_prefill_tokens=5)
 
 
 # --- against torch's FlopCounterMode on the real embedded model -------------------------------------------------

@@ -62,6 +62,7 @@ def smollm2(prepared_smollm2):
     return load_model(spec, device="cpu"), ModelDims.from_config(spec["config"])
 
 
+@pytest.mark.slow
 def test_prompt_works_for_chat_and_base_models(smollm2):
     lm, _ = smollm2
     chat = build_label_prompt("What is 2 * 3?", " 6", LabellingConfig(), lm.tokenizer)
@@ -155,7 +156,7 @@ def test_run_labelling_resumes_from_partial(tmp_path, prepared_smollm2):
                             output, {"chat_template": "never"}, device="cpu", threads=1)
     assert [(r["id"], r["sample"]) for r in records] == [("q1", 0), ("q1", 1), ("q1", 2)]
     assert records[1]["confidence"] == 0.123          # kept, not relabelled
-    assert read_jsonl(output) == records and not output.with_name(output.name + ".partial").exists()
+    assert read_jsonl(output) == records
 
 
 # ----------------------------------------------------------------------------------------------- quality
@@ -197,7 +198,7 @@ def _fake_run(root: Path) -> tuple[Path, Path, dict[str, Path]]:
             graded.append({"id": qid, "sample": s, "extracted": answer, "correct": ok, "n_prompt_tokens": 10,
                            "n_prefill_tokens": 10 if s == 0 else 0, "n_completion_tokens": 2, "n_thought_tokens": 0,
                            "flops": {"prefill": 100.0 if s == 0 else 0.0, "decode": 10.0, "thought": 0.0,
-                                     "scorer": 0.0}})
+                                     "scorer": 0.0}, "flops_seed000": 20.0})
             labels_a.append({"id": qid, "sample": s, "confidence": 0.9 if ok else 0.2, "flops": 1000.0, "seconds": 1.0})
             labels_b.append({"id": qid, "sample": s, "confidence": 0.1 if ok else 0.8, "flops": 3000.0, "seconds": 2.0})
     write_jsonl(root / "graded.jsonl", graded)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import threading
-import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from infscale import grading
 from infscale.cli import main
@@ -202,21 +204,58 @@ def test_garbage_never_raises(text):
     assert graded["correct"] is False
 
 
-@pytest.mark.parametrize("text", [" " * 50_000, "\n" * 50_000, "answer: " * 6_000, "\\boxed{" * 6_000,
-                                  "A\n" * 25_000, "1," * 25_000, "( * \n" * 12_000],
-                         ids=["spaces", "newlines", "answer-markers", "open-boxes", "letters", "commas", "mixed"])
+LONG_GARBAGE = [" " * 50_000, "\n" * 50_000, "answer: " * 6_000, "\\boxed{" * 6_000, "A\n" * 25_000, "1," * 25_000,
+                "( * \n" * 12_000]
+
+# Time bounds are hypothesis deadlines, not wall-clock asserts: an example over its deadline is re-run before
+# it fails, and the bounds are ~100x the typical time, so a loaded machine passes; quadratic backtracking fails.
+BOUNDED = settings(deadline=timedelta(seconds=20), derandomize=True, database=None,
+                   suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+@BOUNDED
+@given(st.sampled_from(LONG_GARBAGE))
 def test_long_garbage_stays_fast(text):
     # guards against regular expressions that backtrack quadratically and per-marker rescans
-    start = time.perf_counter()
     test_garbage_never_raises(text)
-    assert time.perf_counter() - start < 5
 
 
 def test_exploding_expression_is_cut_off_by_timeout(monkeypatch):
     monkeypatch.setattr(grading, "VERIFY_TIMEOUT_S", 1)
-    start = time.perf_counter()
-    assert not answers_equivalent(r"9^{9^{9^{9}}}", "5")
-    assert time.perf_counter() - start < 10
+
+    @BOUNDED
+    @given(st.just(r"9^{9^{9^{9}}}"))
+    def check(expression):
+        assert not answers_equivalent(expression, "5")
+
+    check()
+
+
+# Adversarial pieces: answer markers, LaTeX, unbalanced braces, numbers in every notation, option letters.
+PIECES = ["\\boxed{", "}", "{", "####", "Answer:", "The answer is", "$", "\\frac", "\\sqrt", "^", "(", ")", "-",
+          ".", ",", "/", "9", "0", "1e308", "½", "∞", "ки", "\n", " ", "A", "(B)", "Q:", "\\", "%", "×", "\x00"]
+ADVERSARIAL = st.one_of(st.text(max_size=200), st.lists(st.sampled_from(PIECES), max_size=60).map("".join))
+FUZZ = settings(BOUNDED, max_examples=10_000, deadline=timedelta(seconds=5))
+
+
+@pytest.mark.fuzz
+@FUZZ
+@given(ADVERSARIAL)
+def test_fuzz_extraction_never_raises(text):
+    for mode in grading.MODES:
+        for kind in grading.KINDS:
+            answer = extract_answer(text, mode=mode, kind=kind)
+            assert answer is None or isinstance(answer, str)
+    reference_answer(text)
+
+
+@pytest.mark.fuzz
+@FUZZ
+@given(ADVERSARIAL, st.sampled_from(["5", "-3.5", "1/2", "\\frac{1}{2}", "B", "1,000"]))
+def test_fuzz_grading_never_raises(text, reference):
+    graded = grade_record({"response": text, "reference": reference})
+    assert isinstance(graded["correct"], bool)
+    assert isinstance(answers_equivalent(text, reference), bool)
 
 
 def test_equivalence_off_the_main_thread():
@@ -329,6 +368,66 @@ def test_every_gsm8k_gold_solution(gsm8k_rows):
         assert graded["correct"], f"row {number}: {graded['extracted']!r} vs {graded['reference']!r}"
 
 
+# The same GSM8K gold answer in the three forms references come in: OpenAI's example model solutions
+# (and this project's few-shot answers) end in a line "A: N", the dataset's own in "#### N", or a bare N.
+SOLUTION_BODY = ("Natalia sold 48/2 = <<48/2=24>>24 clips in May.\n"
+                 "Natalia sold 48+24 = <<48+24=72>>72 clips altogether in April and May.")
+REFERENCE_FORMS = [SOLUTION_BODY + "\nA: 72", SOLUTION_BODY + "\n#### 72", "72", 72]
+GRADED_RESPONSES = [
+    ("She sold 24 in May, so 48 + 24 = 72 in all.\nThe answer is 72.", True),
+    (" 72\nQ: next question", True),
+    ("48 + 24 = 72.\nA: 72", True),
+    ("48 / 2 = 24.\nA: 24", False),
+    ("The answer is 24.", False),
+    ("I do not know.", False),
+]
+
+
+@pytest.mark.parametrize("mode", ["strict", "flexible"])
+def test_reference_forms_grade_responses_alike(mode):
+    verdicts = [[grade_record({"response": response, "reference": reference}, mode)["correct"]
+                 for response, _ in GRADED_RESPONSES] for reference in REFERENCE_FORMS]
+    assert all(v == verdicts[-1] for v in verdicts), verdicts
+    if mode == "flexible":
+        assert verdicts[-1] == [expected for _, expected in GRADED_RESPONSES]
+
+
+def test_every_gsm8k_solution_as_a_line_a_answer(gsm8k_rows):
+    for number, row in enumerate(gsm8k_rows, start=1):
+        body, final = row["answer"].rsplit("####", 1)
+        assert reference_answer(f"{body.rstrip()}\nA: {final.strip()}") == reference_answer(row["answer"]), \
+            f"row {number}"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("It costs 90,000 in total.\nA: 90,000", "90000"),
+        ("She has 3 apples and buys 4 more, so 7 apples.", "7"),  # no marker: the last number
+        ("Step 1.\nA: She ends with 12 apples.", "12"),  # "A:" without a bare answer: the last number
+        ("The capital of France is Paris.", "The capital of France is Paris."),  # no number: kept as text
+        (r"\frac{\sqrt{3}}{2}", r"\frac{\sqrt{3}}{2}"),  # an expression, not prose: kept for math_verify
+    ],
+)
+def test_free_text_reference(text, expected):
+    assert reference_answer(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "mode", "kind", "expected"),
+    [
+        ("48 + 24 = 72\nA: 72", "strict", "numeric", "72"),
+        ("  A: $1,200.", "strict", "auto", "1200"),
+        ("A: Let's think step by step. 5 + 2 = 7", "strict", "numeric", None),  # no bare answer after it
+        ("a: 7", "strict", "numeric", None),  # upper-case "A:" only
+        ("So it is 5.\nA: (C)", "strict", "choice", "C"),
+        ("A: 12\nB: 15", "strict", "choice", None),  # an option list is no answer to a choice question
+    ],
+)
+def test_line_a_marker(text, mode, kind, expected):
+    assert extract_answer(text, mode=mode, kind=kind) == expected
+
+
 # ---------------------------------------------------------------------------------------------- files, CLI
 
 
@@ -418,3 +517,17 @@ def test_cli_grade_bad_line(tmp_path, capsys):
     error = capsys.readouterr().err
     assert "infscale grade: error:" in error and f"{source}:3" in error
     assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_answer_text_is_read_as_seed000_does():
+    from infscale.grading import first_integer, grade_record
+
+    assert first_integer(" 1,200.5 dollars") == "1200"
+    assert first_integer(" -7, so 3") == "7"          # no sign: base.py's extract_first_integer reads \d+
+    assert first_integer(" nothing") is None
+    # with an answer phase the answer is the first integer after the suffix, not the reasoning's last number
+    record = {"id": "q", "completion": "So the answer is 5.", "answer_text": " 18.\nQ: 4", "reference": "18"}
+    graded = grade_record(record)
+    assert (graded["extracted"], graded["correct"]) == ("18", True)
+    assert grade_record({**record, "answer_text": " unknown"})["extracted"] is None
+    assert grade_record({k: v for k, v in record.items() if k != "answer_text"})["extracted"] == "5"

@@ -19,3 +19,27 @@ def test_bad_prompt_options_are_named():
         PromptConfig("socratic")
     with pytest.raises(ValueError, match="prompt.n_shots=5"):
         build_prompt("q", SHOTS, PromptConfig("fewshot", 5, "never"))
+
+
+class _Tokenizer:
+    """Stands in for a tokenizer whose own encoding does (Mistral) or does not (SmolLM2) start with BOS."""
+
+    chat_template = None
+    bos_token, bos_token_id = "<s>", 1
+
+    def __init__(self, adds_bos: bool):
+        self.adds_bos = adds_bos
+
+    def __call__(self, text):
+        return {"input_ids": [1] * self.adds_bos + [5]}
+
+
+def test_seed000_zero_shot_prompt_with_the_tokenizers_bos():
+    cfg = PromptConfig("zeroshot_cot", 0, "never", bos=True)
+    question = "Darrell and Allen's ages are in the ratio of 7:11."
+    # base.py: f"Q: {question}" + "\nA: Let's think step by step.", encoded with the tokenizer's BOS
+    assert build_prompt(question, [], cfg, _Tokenizer(adds_bos=True)) == f"<s>Q: {question}\nA: Let's think step by step."
+    assert build_prompt(question, [], cfg, _Tokenizer(adds_bos=False)) == f"Q: {question}\nA: Let's think step by step."
+    assert build_prompt(question, [], PromptConfig("zeroshot_cot", 0, "never"), _Tokenizer(True)).startswith("Q:")
+    with pytest.raises(ValueError, match="prompt.bos: needs the model's tokenizer"):
+        build_prompt(question, [], cfg)

@@ -7,10 +7,9 @@ import pandas as pd
 import pytest
 
 from conftest import copy_workflow
-from infscale.aggregate import aggregate, seed000_run_flops
-from infscale.compute import seed000_flops, seed000_rebase_flops
-from infscale.io import read_json, write_json, write_jsonl
-from infscale.methods import get_method
+from infscale.aggregate import aggregate
+from infscale.compute import ModelDims, seed000_flops_per_token
+from infscale.io import read_json, read_jsonl, write_json, write_jsonl
 from infscale.reports.efficiency import (EFFICIENCY_COLUMNS, efficiency_report, efficiency_report_file,
                                          full_pool_rows)
 from infscale.reports.plots import pareto_frontier, plot_accuracy_vs_cost, plot_efficiency_ranking
@@ -201,14 +200,15 @@ def test_figures_write_png_and_pdf(metrics_paths, tmp_path):
 # seed 000 accounting in the aggregation
 
 
-def _graded_pool(tmp_path, completion_tokens=(3, 5)):
+def _graded_pool(tmp_path, completion_tokens=(3, 5), n_questions=3):
     records = []
-    for q in range(3):
+    for q in range(n_questions):
         for sample, n_completion in enumerate(completion_tokens):
             records.append({"id": f"q{q}", "sample": sample, "extracted": str(sample), "correct": sample == 0,
                             "n_prompt_tokens": 10, "n_prefill_tokens": 10 if sample == 0 else 0,
                             "n_completion_tokens": n_completion, "n_thought_tokens": 2,
-                            "flops": {"prefill": 1e9 if sample == 0 else 0.0, "decode": 2e9, "thought": 5e8}})
+                            "flops": {"prefill": 1e9 if sample == 0 else 0.0, "decode": 2e9, "thought": 5e8},
+                            "flops_seed000": 7e8 * (n_completion + 1)})
     graded, timing = tmp_path / "graded.jsonl", tmp_path / "timing.json"
     write_jsonl(graded, records)
     write_json(timing, {"load_seconds": 4.0, "generate_seconds": 6.0, "device": ["cpu", "cuda:0"],
@@ -219,29 +219,37 @@ def _graded_pool(tmp_path, completion_tokens=(3, 5)):
 def test_aggregate_reports_seed000_flops_beside_ours(tmp_path):
     graded, timing = _graded_pool(tmp_path)
     metrics = aggregate(graded, timing, tmp_path / "m.json", dataset="d", model="m", method="s", n_params=N_PARAMS,
-                        method_cfg={"kind": "sampling", "max_new_tokens": 8}, n_boot=100)
+                        n_boot=100)
     assert read_json(tmp_path / "m.json") == metrics
-    generated = 3 * (3 + 5)  # visible completion tokens only: no prompt, no thought tokens
-    assert metrics["flops_seed000"] == seed000_flops(N_PARAMS, generated)
+    seed000 = 3 * 7e8 * (4 + 6)  # the responses' own `flops_seed000`, summed
+    assert metrics["flops_seed000"] == pytest.approx(seed000)
     assert metrics["n_params"] == N_PARAMS
     assert (metrics["device"], metrics["torch_threads"], metrics["seconds"]["load"]) == ("cpu+cuda:0", 2, 4.0)
     for row in metrics["rows"]:
-        assert row["tflops_seed000"] == pytest.approx(N_PARAMS * generated * row["n"] / 2 / 1e12)
-        assert row["tflops"] > row["tflops_seed000"]  # ours also counts the prompt, thoughts and 2 FLOPs/param
+        assert row["tflops_seed000"] == pytest.approx(seed000 * row["n"] / 2 / 1e12)
 
 
-def test_seed000_charges_a_search_its_budget():
-    rebase = {"kind": "rebase", "width": 3, "max_new_tokens": 384}
-    assert seed000_run_flops(rebase, N_PARAMS, 999, 128) == seed000_rebase_flops(N_PARAMS, 3, 384, 128)
-    assert seed000_run_flops({"width": 6, "max_tokens": 100, "max_new_tokens": 50}, 10, 1, 2) == 10 * 6 * 100 * 2
-    assert seed000_run_flops({"kind": "sampling", "max_new_tokens": 384}, 10, 999, 128) == 10 * 999
-    # tree search names its per-path cap `max_total_tokens`; unset, the method's default applies
-    tree = {"kind": "rebase", "width": 4, "max_step_tokens": 10, "max_total_tokens": 24}
-    assert seed000_run_flops(tree, 10, 1, 2) == 10 * 4 * 24 * 2
-    default = get_method("rebase").config_class.max_total_tokens
-    assert seed000_run_flops({"kind": "beam", "width": 4}, 10, 1, 2) == 10 * 4 * default * 2
-    with pytest.raises(ValueError, match="has `width` but no token cap"):
-        seed000_run_flops({"width": 3}, N_PARAMS, 1, 1)
+def test_aggregate_needs_per_response_seed000_flops(tmp_path):
+    graded, timing = _graded_pool(tmp_path)
+    records = read_jsonl(graded)
+    del records[2]["flops_seed000"]
+    write_jsonl(graded, records)
+    with pytest.raises(ValueError, match="graded.jsonl: responses without `flops_seed000`"):
+        aggregate(graded, timing, tmp_path / "m.json", dataset="d", model="m", method="s", n_params=1, n_boot=100)
+
+
+def test_aggregate_n_values_grid_takes_any_n(tmp_path):
+    graded, timing = _graded_pool(tmp_path, completion_tokens=(3, 5, 4, 4, 6, 2))
+    common = dict(dataset="d", model="m", method="s", n_params=1, n_boot=100)
+    metrics = aggregate(graded, timing, tmp_path / "m.json", n_values=[6, 1, 2, 4, 8], **common)
+    assert sorted({r["n"] for r in metrics["rows"]}) == [1, 2, 4, 6]   # seed 000's votes; 8 > M = 6 left out
+    assert sorted({r["n"] for r in aggregate(graded, timing, tmp_path / "d.json", **common)["rows"]}) == [1, 2, 4]
+    majority6 = next(r for r in metrics["rows"] if r["rule"] == "majority" and r["n"] == 6)
+    assert majority6["tflops_seed000"] == pytest.approx(metrics["flops_seed000"] / 1e12)  # N = M: the whole pool
+    with pytest.raises(ValueError, match=r"aggregate.n_values \[8\] has no N <= M = 6"):
+        aggregate(graded, timing, tmp_path / "x.json", n_values=[8], **common)
+    with pytest.raises(ValueError, match="N must be integers >= 1"):
+        aggregate(graded, timing, tmp_path / "x.json", n_values=[0, 2], **common)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -264,10 +272,11 @@ def test_tiny_run_efficiency_table_and_figures(tiny_run):
                           & (accuracy["n"] == row.n)].iloc[0]
         for column in ("accuracy", "tflops", "seconds", "tokens", "tflops_seed000", "load_seconds"):
             assert getattr(row, column) == pytest.approx(source[column])
-        assert row.acc_per_tflop == pytest.approx(row.accuracy / row.tflops)
-        assert row.acc_per_second == pytest.approx(row.accuracy / row.seconds)
+        assert row.acc_per_tflop == pytest.approx(row.accuracy / (row.tflops / row.n_questions))
+        assert row.acc_per_second == pytest.approx(row.accuracy / (row.seconds / row.n_questions))
         assert row.efficiency == pytest.approx(row.acc_per_tflop * row.acc_per_second * 100)
-        assert row.efficiency_seed000 == pytest.approx(row.accuracy / row.tflops_seed000 * row.acc_per_second * 100)
+        assert row.efficiency_seed000 == pytest.approx(
+            row.accuracy / row.tflops_seed000_per_question * row.acc_per_second * 100)
         assert row.device == "cpu" and row.torch_threads == tiny_run.config["threads"] and row.load_seconds > 0
         assert row.tflops_seed000 < row.tflops
     ranked = efficiency[~efficiency["oracle"]]
@@ -275,7 +284,12 @@ def test_tiny_run_efficiency_table_and_figures(tiny_run):
 
     spec = read_json(tiny_run.path("resources/models/smollm2-135m/model.json"))
     metrics = read_json(tiny_run.path("results/metrics/products/smollm2-135m/sample4.json"))
-    assert metrics["flops_seed000"] == seed000_flops(spec["n_params"], metrics["tokens"]["completion"])
+    samples = read_jsonl(tiny_run.path("results/gen/products/smollm2-135m/sample4/samples.jsonl"))
+    per_token = seed000_flops_per_token(ModelDims.from_config(spec["config"]))
+    # C per sampled token (EOS included), nothing for prompts: >= visible tokens, <= one more per response
+    steps = metrics["flops_seed000"] / per_token
+    assert metrics["tokens"]["completion"] <= steps <= metrics["tokens"]["completion"] + len(samples)
+    assert metrics["flops_seed000"] == pytest.approx(sum(r["flops_seed000"] for r in samples))
     for name in ("accuracy_vs_tflops", "accuracy_vs_seconds", "efficiency_ranking"):
         for suffix in (".png", ".pdf"):
             assert tiny_run.path(f"figures/{name}{suffix}").stat().st_size > 5_000

@@ -60,3 +60,59 @@ def test_top_p_keeps_the_smallest_nucleus():
     draws = {sample_next(logits, params, torch.Generator().manual_seed(s)).item() for s in range(200)}
     assert draws == {0, 1}
     assert sample_next(logits, SamplingParams(temperature=0.0), None).item() == 0
+
+
+def test_answer_phase_decodes_after_the_suffix(lm):
+    from infscale.compute import ModelDims, generation_flops
+    from infscale.methods import build_config
+    from infscale.methods.sampling import answer_prompt, generate
+
+    suffix = "\nTherefore, the answer (arabic numerals) is"
+    cfg = build_config("baseline", {"kind": "sampling", "n_samples": 3, "max_new_tokens": 6, "temperature": 1.0,
+                                    "stop": ["Q:", "\n\n\n"], "stop_rule": "whole_text", "answer_suffix": suffix,
+                                    "answer_tokens": 4, "prompt": {"style": "zeroshot_cot", "n_shots": 0,
+                                                                    "chat_template": "never", "bos": True}})
+    questions = [{"id": f"q{i}", "question": q, "meta": {"index": i}} for i, q in enumerate(["6 * 7?", "2 + 9?"])]
+    records = [r for batch in generate(questions, [], lm, cfg, seed=1) for r in batch]
+    assert len(records) == 6
+    for r in records:
+        full = answer_prompt(r["prompt"], r["completion"], suffix)
+        assert r["n_answer_prompt_tokens"] == len(lm.tokenizer(full, add_special_tokens=False)["input_ids"])
+        assert 0 <= r["n_answer_tokens"] <= 4 and isinstance(r["answer_text"], str)
+        assert 0 <= r["n_answer_prefill_tokens"] <= r["n_answer_prompt_tokens"]
+        # every sampled token is one decoding step: reasoning + answer, plus at most one EOS in each phase
+        visible = r["n_completion_tokens"] + r["n_answer_tokens"]
+        assert visible <= r["n_sampled_tokens"] <= visible + 2
+        assert r["seconds"] > 0
+    # the answer phase's encoding is charged once per record (or once for a prefix the batch shares)
+    assert sum(r["n_answer_prefill_tokens"] for r in records) <= sum(r["n_answer_prompt_tokens"] for r in records)
+    dims = ModelDims.from_config(lm.spec["config"])
+    flops = generation_flops(dims, 10, 10, 6, 0, 50, 50, 4)
+    assert flops["decode"] > generation_flops(dims, 10, 10, 6)["decode"]
+    again = [r for batch in generate(questions, [], lm, cfg, seed=1) for r in batch]
+    assert [r["answer_text"] for r in again] == [r["answer_text"] for r in records]   # seeded
+
+
+def test_samples_do_not_depend_on_batch_size_or_shards(lm):
+    """Each (question, sample) draws from its own stream: byte-identical samples however the work is split."""
+    from infscale.generate import shard_slice
+    from infscale.methods.sampling import SamplingConfig, generate
+
+    questions = [{"id": f"q{i}", "question": f"{i + 2} * {i + 3}?", "meta": {"index": i}} for i in range(4)]
+
+    def run(batch_size: int, n_shards: int) -> list[tuple]:
+        cfg = SamplingConfig(n_samples=3, temperature=1.0, max_new_tokens=8, batch_size=batch_size,
+                             prompt={"style": "fewshot", "n_shots": 2, "chat_template": "never"})
+        records = []
+        for shard in range(n_shards):
+            part = questions[shard_slice(len(questions), shard, n_shards)]
+            for batch in generate(part, SHOTS, lm, cfg, seed=42):
+                records += batch
+        return sorted((r["id"], r["sample"], r["completion"], r["n_completion_tokens"], r["finish_reason"])
+                      for r in records)
+
+    reference = run(batch_size=12, n_shards=1)          # all four questions in one batch
+    assert len({r[2] for r in reference}) > 4            # samples really vary
+    assert run(batch_size=3, n_shards=1) == reference    # one question per batch
+    assert run(batch_size=6, n_shards=2) == reference    # two shards of two-question batches
+    assert run(batch_size=12, n_shards=3) == reference   # uneven shards

@@ -16,7 +16,7 @@ from infscale.estimators import VOTE_TIE_RTOL, auroc, auroc_ci
 from infscale.io import read_json, read_jsonl
 from infscale.methods import build_config
 from infscale.methods.tree import allocate_children, beam_children
-from infscale.scoring.prm import HubPRM, PRMConfig, ValueHead, ValueHeadPRM, split_steps, step_surprisal
+from infscale.scoring.prm import HubPRM, PRMConfig, ValueHead, ValueHeadPRM, split_steps, step_end, step_surprisal
 
 SEARCH_CONFIG = REPO / "config" / "test-search-tiny.yaml"
 
@@ -93,12 +93,20 @@ def test_search_configs_check_their_keys():
 def test_split_steps_keeps_separators_and_glues_blank_lines():
     text = " 4 - 1 = 3\n3 - 7 = -4\n\nThe answer is -4."
     steps = split_steps(text)
-    assert steps == [" 4 - 1 = 3\n", "3 - 7 = -4\n\n", "The answer is -4."]
+    assert steps == [" 4 - 1 = 3\n", "3 - 7 = -4\n", "\nThe answer is -4."]   # a blank line starts the next step
     assert "".join(steps) == text
     assert split_steps("\n a\n") == ["\n a\n"]
     assert split_steps("") == [""]
     assert split_steps("a. ки b. ки", " ки") == ["a. ки", " b. ки"]
     assert split_steps("a || b || c", " || ") == ["a || ", "b || ", "c"]
+    assert split_steps("a\n \n\t\nb\n\n") == ["a\n", " \n\t\nb\n\n"]  # trailing blanks: the last step
+
+
+@pytest.mark.parametrize(("text", "start", "end"), [
+    ("a\nb", 0, 2), ("\n\na\nb", 0, 4), ("  \n", 0, -1), ("a\n\nb\n", 2, 5), ("ab", 0, -1),
+])
+def test_step_end_needs_content_before_the_separator(text, start, end):
+    assert step_end(text, "\n", start) == end
 
 
 def test_auroc_matches_pairwise_count():
@@ -319,7 +327,8 @@ def test_prm_quality_table_and_sampling_scores(search_run: Workflow):
     (trained,) = pd.read_csv(search_run.path("results/tables/prm_quality.csv")).to_dict("records")
     assert (trained["scorer"], trained["dataset"], trained["model"], trained["features"]) == \
         ("vh", "chain", "smollm2-135m", "surprisal")
-    for name in ("step_auroc", "reference_step_auroc", "final_auroc_last", "baseline_step_auroc"):
+    for name in ("step_auroc", "reference_step_auroc", "final_auroc_last", "untrained_mean_step_auroc",
+                 "untrained_min_step_auroc", "untrained_mean_reference_step_auroc", "untrained_min_reference_step_auroc"):
         # a tiny run may lack one class (NaN)
         assert math.isnan(trained[name]) or 0 <= trained[name] <= 1
         assert math.isnan(trained[f"{name}_lo"]) or 0 <= trained[f"{name}_lo"] <= trained[f"{name}_hi"] <= 1
@@ -333,6 +342,7 @@ def test_prm_quality_table_and_sampling_scores(search_run: Workflow):
         assert len(s["step_scores"]) == len(split_steps(r["completion"])) and s["flops"] > 0
 
 
+@pytest.mark.slow
 def test_adding_a_width_adds_jobs_without_code(tmp_path: Path, prepared_smollm2: Path):
     config = yaml.safe_load(SEARCH_CONFIG.read_text())
     workflow = Workflow(tmp_path, config, models={"smollm2-135m": prepared_smollm2})
@@ -381,8 +391,9 @@ def test_tree_hidden_states_match_rescoring_and_hub_prm_guides_a_search(smollm):
         compared = 0
         for record, fresh in zip(records, rescored):
             steps = record["steps"]
-            # two blank steps in a row ("\n", "\n") re-tokenize as one "\n\n" token: not comparable
-            if any(not a.strip() and not b.strip() for a, b in zip(steps, steps[1:])):
+            # a step a stop cut to nothing ("\n" then "\n": "\n\n" ends the path) holds sampled tokens its text
+            # lacks: not comparable
+            if any(not step for step in steps):
                 continue
             assert record["step_scores"] == pytest.approx(fresh, abs=2e-3)
             compared += 1
@@ -422,3 +433,303 @@ def test_chain_sum_questions_get_a_stepwise_solution():
     for question in splits["train"] + splits["test"]:
         last = question["meta"]["solution"].splitlines()[-1]
         assert last.rsplit("= ", 1)[1] == question["answer"]
+
+
+# --- step and stop rules of tree search (issue 11, item 4) -----------------------------------------------
+
+def _scripted_expand(monkeypatch, lm, parent, cfg, text: str):
+    """Expand `parent` once with its one child's sampled tokens forced to `text` (after its header)."""
+    from infscale.methods import tree
+
+    child_depth = parent.depth + 1
+    header = cfg.header(child_depth)
+    header_ids = lm.tokenizer(header, add_special_tokens=False)["input_ids"] if header else []
+    script = iter([0] * len(header_ids) + lm.tokenizer(text, add_special_tokens=False)["input_ids"]
+                  + [lm.tokenizer.eos_token_id] * 64)
+    monkeypatch.setattr(tree, "sample_next", lambda logits, params, generator: torch.tensor([next(script)]))
+    children, stats = tree.expand(lm, [parent], [1], cfg, None, None)
+    child = children[0]
+    child.index, child.path_text = parent.index + 1, parent.path_text + child.text
+    return child, stats
+
+
+def _root(lm, prompt="Q: 3 + 4 = ?\nA:"):
+    from infscale.methods.tree import Node, encode_prompt
+
+    state, _ = encode_prompt(lm, prompt)
+    return Node(index=0, parent=None, depth=0, state=state, hidden=state.hidden)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("second", "stops", "expected"), [
+    ("\nThe answer is 7.", ["\n\n"], ""),                    # "\n\n" spans the boundary: the path ends
+    ("  \nThe answer is 7.", ["\n\n"], ""),                  # a whitespace-only line is a blank line
+    ("Q: What is 2 + 2?", ["\nQ:"], ""),                     # "\nQ:" spans it too
+    ("So it is 7. Q: next", ["Q:"], "So it is 7. "),          # inside a step, as before
+])
+def test_stops_that_span_the_step_boundary_end_the_path(monkeypatch, smollm, second, stops, expected):
+    cfg = build_config("r", {"kind": "rebase", "width": 1, "scorer": {"kind": "hub"}, "stop": stops,
+                             "max_step_tokens": 30})
+    first, _ = _scripted_expand(monkeypatch, smollm, _root(smollm), cfg, " 3 + 4 = 7\nThe")
+    assert (first.text, first.finished) == (" 3 + 4 = 7\n", False)
+    child, _ = _scripted_expand(monkeypatch, smollm, first, cfg, second)
+    assert (child.text, child.finished, child.finish_reason) == (expected, True, "stop")
+
+
+@pytest.mark.slow
+def test_blank_lines_join_the_next_step_without_a_blank_line_stop(monkeypatch, smollm):
+    cfg = build_config("r", {"kind": "rebase", "width": 1, "scorer": {"kind": "hub"}, "stop": ["\nQ:"]})
+    first, _ = _scripted_expand(monkeypatch, smollm, _root(smollm), cfg, " 3 + 4 = 7\n")
+    child, _ = _scripted_expand(monkeypatch, smollm, first, cfg, "\nSo it is 7.\nMore")
+    assert (child.text, child.finished) == ("\nSo it is 7.\n", False)
+    assert split_steps(first.text + child.text) == [first.text, child.text]   # scoring splits it alike
+
+
+@pytest.mark.slow
+def test_step_header_is_fed_and_a_numbered_separator_is_cut(monkeypatch, smollm):
+    cfg = build_config("r", {"kind": "rebase", "width": 1, "scorer": {"kind": "hub"}, "stop": [],
+                             "step_header": "\nStep {n}:", "step_separator": "Step {n}", "max_step_tokens": 40})
+    first, _ = _scripted_expand(monkeypatch, smollm, _root(smollm), cfg, " Add 3 and 4.\nStep 2: it is 7")
+    assert (first.text, first.header_ids) == (" Add 3 and 4.\n", [])
+    child, stats = _scripted_expand(monkeypatch, smollm, first, cfg, " 3 + 4 = 7.\nStep 3: done")
+    assert child.text == "\nStep 2: 3 + 4 = 7.\n"
+    n_header = len(child.header_ids)
+    assert n_header > 0 and child.tokens == len(smollm.tokenizer(" 3 + 4 = 7.\nStep 3",
+                                                                 add_special_tokens=False)["input_ids"])
+    assert child.path_tokens == first.path_tokens + child.tokens       # the budget counts sampled tokens only
+    assert stats.tokens_fed == n_header + child.tokens                 # ... the FLOPs every fed token
+
+
+@pytest.mark.slow
+def test_node_flops_are_the_measured_decode_flops(monkeypatch, smollm):
+    from infscale.compute import ModelDims, sequence_flops
+    from infscale.methods import tree
+
+    dims = ModelDims.from_config(smollm.model.config.to_dict())
+    root = _root(smollm)
+    cfg = build_config("r", {"kind": "rebase", "width": 1, "scorer": {"kind": "hub"}})
+    script = iter(smollm.tokenizer(" 3 + 4 = 7\n", add_special_tokens=False)["input_ids"])
+    monkeypatch.setattr(tree, "sample_next", lambda logits, params, generator: torch.tensor([next(script)]))
+    (child,), stats = tree.expand(smollm, [root], [1], cfg, None, dims)
+    n_prompt = root.state.length
+    assert child.flops == stats.flops == pytest.approx(sequence_flops(dims, n_prompt, child.tokens))
+
+
+def _node(index, parent, depth, tokens, flops, **kw):
+    from infscale.methods.tree import Node
+
+    node = Node(index=index, parent=parent, depth=depth, text=f"s{index}\n", flops=flops, **kw)
+    node.token_ids = [1] * tokens
+    return node
+
+
+def test_leaf_decode_flops_are_the_tree_nodes_measured_costs():
+    from infscale.methods.tree import leaf_records, tree_record
+
+    nodes = [_node(0, None, 0, 0, 0.0),
+             _node(1, 0, 1, 4, 100.0),
+             _node(2, 1, 2, 4, 300.0, finished=True, finish_reason="stop", score=0.9),   # deep: costs more
+             _node(3, 1, 2, 4, 500.0, finished=True, finish_reason="stop", score=0.8),
+             _node(4, 0, 1, 4, 60.0, pruned=True, score=0.05)]                          # pruned: shared by all
+    costs = {"n_prompt_tokens": 10, "prefill_flops": 7.0, "decode_flops": 960.0, "scorer_flops": 40.0,
+             "tokens_fed": 26, "flops_seed000": 5000.0}
+    question = {"id": "q", "question": "?"}
+    records = leaf_records(question, "P", nodes, costs, 2.0, "prm")
+    assert [r["meta"]["leaf"] for r in records] == [2, 3]
+    assert [r["flops"]["decode"] for r in records] == [50 + 300 + 30, 50 + 500 + 30]
+    assert sum(r["flops"]["decode"] for r in records) == costs["decode_flops"]
+    assert sum(r["flops_seed000"] for r in records) == pytest.approx(costs["flops_seed000"])
+    cfg = build_config("r", {"kind": "rebase", "width": 2, "scorer": {"kind": "hub"}, "max_step_tokens": 96})
+    record = tree_record(question, nodes, costs, cfg)
+    assert record["max_step_tokens"] == 96
+    assert [(n["depth"], n["tokens"], n["pruned"], n["flops"]) for n in record["nodes"]][3:] == [
+        (2, 4, False, 500.0), (1, 4, True, 60.0)]
+
+
+def test_a_fully_pruned_tree_gives_one_response_without_an_answer():
+    from infscale.methods.tree import leaf_records
+
+    nodes = [_node(0, None, 0, 0, 0.0), _node(1, 0, 1, 5, 80.0, pruned=True, score=0.02)]
+    costs = {"n_prompt_tokens": 10, "prefill_flops": 7.0, "decode_flops": 80.0, "scorer_flops": 4.0,
+             "flops_seed000": 0.0}   # rebase.py charges nodes it keeps only
+    (record,) = leaf_records({"id": "q", "question": "?"}, "P", nodes, costs, 1.5, "prm")
+    assert record["flops_seed000"] == 0.0
+    assert (record["completion"], record["finish_reason"], record["seconds"]) == ("", "pruned", 1.5)
+    assert record["flops"] == {"prefill": 7.0, "decode": 80.0, "thought": 0.0, "scorer": 4.0}
+
+
+@pytest.mark.parametrize(("final_test", "markers", "path", "expected"), [
+    ("markers", [], " 3 + 4 = 7\n", False),
+    ("markers", [], " The answer is 7.\n", True),
+    ("markers", ["Therefore,"], " Therefore, it holds\n", True),
+    # rebase.py's leaf test reads question + path: the question's own numbers end a first step
+    ("markers_or_number", [], " First, find the total", True),
+    ("markers_or_number", [], " We add them. Then we see. It is so. Indeed.", False),
+    ("markers_or_number", ["Thus,"], " We add them. Thus, done", True),
+])
+def test_final_tests(final_test, markers, path, expected):
+    from infscale.methods.tree import Node, is_final
+
+    cfg = build_config("r", {"kind": "rebase", "width": 1, "scorer": {"kind": "hub"}, "final_test": final_test,
+                             "final_markers": markers})
+    node = Node(index=1, parent=0, depth=1, text=path, path_text=path)
+    assert is_final(cfg, "Tom has 3 apples and gets 4 more. How many now?", node) is expected
+
+
+@pytest.mark.slow
+def test_a_methods_load_is_load_time_and_its_measured_flops_are_kept(tmp_path, prepared_smollm2, monkeypatch):
+    """What a method loads besides the policy (a search's PRM) counts as load time, not generation time, and
+    records that bring their own measured FLOPs (tree search) keep them."""
+    import time as time_module
+
+    from infscale import generate, methods
+    from infscale.io import write_jsonl
+
+    def load(lm, cfg):
+        time_module.sleep(0.5)
+        return {"extra": "loaded"}
+
+    def fake_generate(questions, shots, lm, cfg, seed, extra=None):
+        assert extra == "loaded"
+        for q in questions:
+            yield [{"id": q["id"], "sample": 0, "prompt": "P", "completion": " 1", "n_prompt_tokens": 3,
+                    "n_prefill_tokens": 3, "n_completion_tokens": 1, "n_thought_tokens": 0,
+                    "flops": {"prefill": 1.0, "decode": 2.0, "thought": 0.0, "scorer": 3.0}}]
+
+    spec = methods.MethodSpec(kind="fake_search", config_class=methods.get_method("rebase").config_class,
+                              generate=fake_generate, load=load)
+    monkeypatch.setitem(methods.METHODS, "fake_search", spec)
+    write_jsonl(tmp_path / "test.jsonl", [{"id": "a", "question": "1?", "answer": "1", "meta": {"index": 0}}])
+    write_jsonl(tmp_path / "train.jsonl", [])
+    generate.run_generation(tmp_path / "test.jsonl", tmp_path / "train.jsonl", prepared_smollm2 / "model.json", "s",
+                            {"kind": "fake_search", "width": 1, "scorer": {"kind": "hub"}}, tmp_path / "out.jsonl",
+                            tmp_path / "timing.json", device="cpu")
+    timing = read_json(tmp_path / "timing.json")
+    assert timing["load_seconds"] >= 0.5 > timing["generate_seconds"]
+    assert read_jsonl(tmp_path / "out.jsonl")[0]["flops"] == {"prefill": 1.0, "decode": 2.0, "thought": 0.0,
+                                                             "scorer": 3.0}
+
+
+class _MistralLikeTokenizer:
+    chat_template, bos_token, bos_token_id = None, "<s>", 1
+
+    def __call__(self, text):
+        return {"input_ids": [1, 5]}
+
+
+def test_seed000_rebase_runs_as_rebase_py_does():
+    """config/seed000.yaml's REBASE methods carry rebase.py / rebase.yaml's protocol."""
+    from infscale.prompts import build_prompt
+
+    config = yaml.safe_load((REPO / "config" / "seed000.yaml").read_text())
+    for name, width in [("rebase_w3", 3), ("rebase_w6", 6), ("rebase_w16", 16)]:
+        cfg = build_config(name, {**config["methods"][name], "scorer": {"kind": "hub"}})
+        assert (cfg.width, cfg.max_step_tokens, cfg.max_total_tokens, cfg.max_depth) == (width, 96, 384, 25)
+        assert (cfg.temperature, cfg.softmax_temperature, cfg.min_score, cfg.stop) == (1.0, 0.2, 0.1, [])
+        assert cfg.final_test == "markers_or_number" and "The answer is" in cfg.final_markers
+        assert cfg.header(1) == "" and cfg.header(2) == "\nStep 2:" and cfg.separator(2) == ("Step 3", True)
+        # rebase.py's tokenizer call adds Mistral's <s> (a stand-in tokenizer that adds BOS, as Mistral's does)
+        assert build_prompt("Tom has 3 apples.", [], cfg.prompt_config, _MistralLikeTokenizer()) == \
+            "<s>Tom has 3 apples.\nA: Let's think step by step."
+
+
+
+# --- value-head selection and the untrained baselines (issue 11, item 6) -----------------------------------
+
+def _synthetic_training(monkeypatch, d_model=3):
+    """train_value_head without a model: rollouts and features are made up, the surprisal mean column is the
+    informative one; returns the problems each rollout call was given."""
+    from types import SimpleNamespace
+
+    from infscale.scoring import prm_train
+
+    calls = []
+    rng = random.Random(0)
+
+    def rollouts(lm, problems, shots, cfg, generator):
+        calls.append([p["id"] for p in problems])
+        out = []
+        for p in problems:
+            for _ in range(2):
+                good = [rng.random() < 0.5 for _ in range(3)]
+                out.append({"id": p["id"], "prompt": "P", "steps": ["a\n", "b\n", "c"], "correct": good[-1],
+                            "values": [float(g) for g in good], "reference": "1", "on_reference": good[:2],
+                            "_good": good})
+        return out
+
+    def features(lm, prompts, steps, names, batch_size=16):
+        assert tuple(names) == ("hidden", "surprisal")
+        feats = []
+        for _ in prompts:
+            rows = []
+            for good in pending.pop(0):
+                noise = [rng.gauss(0, 1) for _ in range(d_model)]
+                mean_lp = (-0.5 if good else -2.0) + rng.gauss(0, 0.3)
+                rows.append(noise + [mean_lp, 0.0, mean_lp - 1, 0.0])
+            feats.append(torch.tensor(rows))
+        return feats, [0.0] * len(prompts)
+
+    pending: list = []
+    real_rollouts = rollouts
+
+    def tracked_rollouts(*args):
+        out = real_rollouts(*args)
+        pending.extend(s["_good"] for s in out)
+        return out
+
+    lm = SimpleNamespace(model=SimpleNamespace(config=SimpleNamespace(hidden_size=d_model)), device="cpu")
+    monkeypatch.setattr(prm_train, "load_model", lambda spec, device, dtype: lm)
+    monkeypatch.setattr(prm_train, "rollout_labels", tracked_rollouts)
+    monkeypatch.setattr(prm_train, "path_step_features", features)
+    return calls
+
+
+def test_value_head_candidates_are_chosen_on_validation_problems_only(tmp_path, monkeypatch):
+    from infscale.io import write_json, write_jsonl
+    from infscale.scoring.prm import ValueHead
+    from infscale.scoring.prm_train import train_value_head
+
+    calls = _synthetic_training(monkeypatch)
+    write_jsonl(tmp_path / "train.jsonl", [{"id": f"p{i}", "question": "?", "answer": "1"} for i in range(24)])
+    write_json(tmp_path / "model.json", {"path": "m", "name": "m"})
+    cfg = {"kind": "value_head", "model": "m", "features": [["surprisal"], ["hidden", "surprisal"]],
+           "l2": [0.01, 1.0], "holdout_fraction": 0.25, "validation_fraction": 0.25,
+           "prompt": {"style": "zeroshot"}}
+    quality = train_value_head(tmp_path / "train.jsonl", tmp_path / "model.json", cfg, tmp_path / "head.pt",
+                               tmp_path / "quality.json", dataset="d")
+    fit, validation, held = (set(c) for c in calls)
+    assert not (fit & validation or fit & held or validation & held)
+    assert (len(fit), len(validation), len(held)) == (14, 4, 6)
+    assert (quality["n_fit_problems"], quality["n_validation_problems"], quality["n_heldout_problems"]) == (18, 4, 6)
+    assert quality["selected_by"] == "reference_step_auroc" and len(quality["selection"]) == 4
+    best = max(quality["selection"], key=lambda t: t["validation_auroc"])
+    assert (quality["features"], quality["l2"]) == (best["features"], best["l2"])
+    assert ValueHead.load(tmp_path / "head.pt").features == tuple(quality["features"].split("+"))
+    # the untrained scores are measured on both label kinds; here the mean log-prob is the informative one
+    for name in ("untrained_mean_step_auroc", "untrained_min_step_auroc", "untrained_mean_reference_step_auroc",
+                 "untrained_min_reference_step_auroc"):
+        assert 0 <= quality[f"{name}_lo"] <= quality[name] <= quality[f"{name}_hi"] <= 1
+    assert quality["untrained_mean_reference_step_auroc"] > 0.8
+
+
+def test_a_single_candidate_needs_no_validation_split(tmp_path, monkeypatch):
+    from infscale.io import write_json, write_jsonl
+    from infscale.scoring.prm_train import train_value_head
+
+    calls = _synthetic_training(monkeypatch)
+    write_jsonl(tmp_path / "train.jsonl", [{"id": f"p{i}", "question": "?", "answer": "1"} for i in range(12)])
+    write_json(tmp_path / "model.json", {"path": "m", "name": "m"})
+    quality = train_value_head(tmp_path / "train.jsonl", tmp_path / "model.json",
+                               {"kind": "value_head", "model": "m", "features": ["hidden"], "l2": 0.1,
+                                "prompt": {"style": "zeroshot"}},
+                               tmp_path / "head.pt", tmp_path / "quality.json", dataset="d")
+    assert len(calls) == 2 and quality["n_validation_problems"] == 0 and quality["selection"] == []
+    assert (quality["features"], quality["l2"]) == ("hidden", 0.1)
+
+
+def test_prm_config_checks_candidate_features():
+    assert PRMConfig("v", "value_head", model="m", features=[["surprisal"], ["hidden", "surprisal"]]).feature_sets \
+        == [("surprisal",), ("hidden", "surprisal")]
+    assert PRMConfig("v", "value_head", model="m", l2=[0.1, 1]).l2_values == [0.1, 1.0]
+    with pytest.raises(ValueError, match="features"):
+        PRMConfig("v", "value_head", model="m", features=[["surprisal"], ["logits"]])

@@ -4,14 +4,12 @@ with the compute and time each row costs (docs/file-formats.md, "Metrics")."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from infscale.compute import seed000_flops, seed000_rebase_flops
 from infscale.estimators import powers_of_two_up_to, selection_rows
 from infscale.io import read_json, read_jsonl, write_json
 
@@ -52,6 +50,9 @@ def load_pool(graded_path: str | Path, weights: Mapping[str, str | Path] | None 
     pool = pd.DataFrame(read_jsonl(graded_path))
     if pool.empty:
         raise ValueError(f"{graded_path}: no graded responses")
+    if "flops_seed000" not in pool.columns or pool["flops_seed000"].isna().any():
+        raise ValueError(f"{graded_path}: responses without `flops_seed000` (generated before seed 000's FLOP "
+                         "count was recorded per response? regenerate them)")
     for component in FLOP_COMPONENTS:
         pool[f"flops_{component}"] = [f.get(component, 0.0) for f in pool["flops"]]
     pool["score_seconds"] = 0.0
@@ -87,6 +88,11 @@ def source_costs(pool: pd.DataFrame) -> dict[str, tuple[float, float]]:
     return {n: (float(pool[f"source_flops:{n}"].sum()), float(pool[f"source_seconds:{n}"].sum())) for n in names}
 
 
+def _token_sum(pool: pd.DataFrame, column: str) -> int:
+    """Sum of a token-count field; 0 where responses lack it (the answer-suffix fields are optional)."""
+    return int(pool[column].fillna(0).sum()) if column in pool.columns else 0
+
+
 def cost_summary(pool: pd.DataFrame, timing: Mapping[str, Any]) -> dict[str, Any]:
     flops = {c: float(pool[f"flops_{c}"].sum()) for c in FLOP_COMPONENTS}
     flops["total"] = sum(flops.values())
@@ -94,6 +100,8 @@ def cost_summary(pool: pd.DataFrame, timing: Mapping[str, Any]) -> dict[str, Any
         "tokens": {
             "prompt": int(pool["n_prompt_tokens"].sum()), "prefill": int(pool["n_prefill_tokens"].sum()),
             "completion": int(pool["n_completion_tokens"].sum()), "thought": int(pool["n_thought_tokens"].sum()),
+            # the answer phase (`answer_suffix`): its prompt tokens encoded, and the answer tokens
+            "answer_prefill": _token_sum(pool, "n_answer_prefill_tokens"), "answer": _token_sum(pool, "n_answer_tokens"),
         },
         "flops": flops,
         "seconds": {"generate": float(timing["generate_seconds"]), "score": float(pool["score_seconds"].sum()),
@@ -104,43 +112,28 @@ def cost_summary(pool: pd.DataFrame, timing: Mapping[str, Any]) -> dict[str, Any
     }
 
 
-# a search's per-path token cap, by the names methods give it (tree search: `max_total_tokens`)
-BUDGET_KEYS = ("max_total_tokens", "max_tokens", "max_new_tokens")
-
-
-def budget_tokens(method_cfg: Mapping[str, Any]) -> int:
-    """Tokens one path of a search may generate: its config's cap, else the method's default for it."""
-    for key in BUDGET_KEYS:
-        if method_cfg.get(key) is not None:
-            return int(method_cfg[key])
-    if "kind" in method_cfg:
-        from infscale.methods import get_method  # lazy: only searches need it
-
-        defaults = {f.name: f.default for f in fields(get_method(method_cfg["kind"]).config_class)}
-        for key in BUDGET_KEYS:
-            if isinstance(defaults.get(key), int):
-                return defaults[key]
-    raise ValueError(f"method config has `width` but no token cap ({' / '.join(BUDGET_KEYS)}), in it or as its "
-                     "kind's default: seed 000 charges a search its width · max-tokens budget")
-
-
-def seed000_run_flops(method_cfg: Mapping[str, Any], n_params: int, n_completion_tokens: int,
-                      n_questions: int) -> float:
-    """A whole run's FLOPs under seed 000's accounting (DESIGN §5), reported beside ours, never instead.
-
-    A method whose config has a `width` (REBASE-type search) is charged its token budget, width · `budget_tokens`
-    per question; any other method its visible generated tokens.
-    """
-    if method_cfg.get("width") is None:
-        return seed000_flops(n_params, n_completion_tokens)
-    return seed000_rebase_flops(n_params, int(method_cfg["width"]), budget_tokens(method_cfg), n_questions)
+def n_grid(n_values: Sequence[int], m: int, where: str | Path) -> list[int]:
+    """The configured N values that a pool of M responses per question supports (N <= M), sorted."""
+    bad = [n for n in n_values if not isinstance(n, int) or isinstance(n, bool) or n < 1]
+    if bad:
+        raise ValueError(f"aggregate.n_values: N must be integers >= 1, got {bad}")
+    grid = sorted({n for n in n_values if n <= m})
+    if not grid:
+        raise ValueError(f"{where}: aggregate.n_values {list(n_values)} has no N <= M = {m} responses per question")
+    return grid
 
 
 def aggregate(graded_path: str | Path, timing_path: str | Path, output: str | Path, *, dataset: str, model: str,
-              method: str, n_params: int, method_cfg: Mapping[str, Any] | None = None,
-              weights: Mapping[str, str | Path] | None = None, rules: Sequence[str] = UNWEIGHTED_RULES,
+              method: str, n_params: int, weights: Mapping[str, str | Path] | None = None, rules: Sequence[str] = UNWEIGHTED_RULES,
               weighted_rules: Sequence[str] = WEIGHTED_RULES,
-              seed: int = 0, exact_limit: int = 1000, n_monte_carlo: int = 1000, n_boot: int = 2000) -> dict:
+              seed: int = 0, exact_limit: int = 1000, n_monte_carlo: int = 1000, n_boot: int = 2000,
+              n_values: Sequence[int] | None = None, provenance: str | None = None) -> dict:
+    """Accuracy by selection rule at every N of the grid, with the share of the run's cost each row pays.
+
+    `n_values`: the N grid of sampled pools (config `aggregate.n_values`, any N); those above a pool's M are
+    left out. Default: the powers of two up to M. `provenance`: the run's provenance file
+    (docs/reproducibility.md), named in the metrics.
+    """
     pool, weight_names = load_pool(graded_path, weights)
     timing = read_json(timing_path)
     per_question = pool.groupby("id").size()
@@ -154,16 +147,17 @@ def aggregate(graded_path: str | Path, timing_path: str | Path, output: str | Pa
     elif per_question.max() != m:
         raise ValueError(f"{graded_path}: questions have between {m} and {per_question.max()} responses; "
                          "the subset estimators need the same M for every question")
-    else:
+    elif n_values is None:
         n_values = powers_of_two_up_to(m)
+    else:
+        n_values = n_grid(n_values, m, graded_path)
     options = dict(exact_limit=exact_limit, n_monte_carlo=n_monte_carlo, seed=seed, n_boot=n_boot)
     rows = [dict(r, weight="") for r in selection_rows(pool, rules, n_values, **options)]
     for name in weight_names:
         rows += [dict(r, weight=name) for r in selection_rows(pool, weighted_rules, n_values, name, **options)]
     costs = cost_summary(pool, timing)
     costs["n_params"] = int(n_params)
-    costs["flops_seed000"] = seed000_run_flops(method_cfg or {}, n_params, costs["tokens"]["completion"],
-                                               int(len(per_question)))
+    costs["flops_seed000"] = float(pool["flops_seed000"].sum())
     by_source = source_costs(pool)
     sources_flops = sum(f for f, _ in by_source.values())
     sources_seconds = sum(s for _, s in by_source.values())
@@ -178,9 +172,10 @@ def aggregate(graded_path: str | Path, timing_path: str | Path, output: str | Pa
         row["tflops_seed000"] = costs["flops_seed000"] * share / 1e12  # no prompt term in seed 000's count
         row["seconds"] = (costs["seconds"]["generate"] + costs["seconds"]["score"] - sources_seconds
                           + own_seconds) * share
-        row["tokens"] = (costs["tokens"]["prefill"] + costs["tokens"]["completion"]
-                         + costs["tokens"]["thought"]) * share
+        row["tokens"] = (costs["tokens"]["prefill"] + costs["tokens"]["completion"] + costs["tokens"]["thought"]
+                         + costs["tokens"]["answer_prefill"] + costs["tokens"]["answer"]) * share
     metrics = {"dataset": dataset, "model": model, "method": method, "n_questions": int(len(per_question)),
-               "n_samples": m, "n_samples_mean": float(per_question.mean()), "search": search, "rows": rows, **costs}
+               "n_samples": m, "n_samples_mean": float(per_question.mean()), "search": search, "rows": rows, **costs,
+               "provenance": provenance}
     write_json(output, metrics)
     return metrics

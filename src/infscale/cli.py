@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
+
+SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
 
 def _grade(args: argparse.Namespace) -> int:
@@ -28,6 +31,14 @@ def _efficiency(args: argparse.Namespace) -> int:
     from infscale.reports.efficiency import efficiency_file
 
     efficiency_file(args.input, args.output, seed_rounding=args.seed_rounding)
+    return 0
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    from infscale.config import check_config_file
+
+    check_config_file(args.config, args.schema)
+    print(f"{args.config}: ok")
     return 0
 
 
@@ -63,6 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
     eff.add_argument("--seed-rounding", action="store_true",
                      help="round Acc/TFLOP and Acc/s to 2 decimals before the product, as the seed 000 table does")
     eff.set_defaults(func=_efficiency)
+
+    check = commands.add_parser("check-config", help="validate a config file as the workflow does, without running it")
+    check.add_argument("config", help="config YAML")
+    check.add_argument("--schema", default=str(SCHEMA), help="config schema (default: the workflow's)")
+    check.set_defaults(func=_check_config)
 
     cot = commands.add_parser("cot-scaling", help="seed 004: CoT improvement, train-equivalent FLOPs, crossover R*")
     cot.add_argument("--input", required=True, help="CSV with columns model, family, params, training_tokens, "

@@ -29,8 +29,9 @@ n_new positions, each attending to everything before it. Causal prefill is count
 needs; dense kernels that compute the masked upper triangle too (e.g. eager attention, which FlopCounterMode
 sees) do up to 2× more attention work in a prefill, which is not charged.
 
-`seed000_flops` / `seed000_rebase_flops` reproduce the seed study's cruder convention for comparison
-(see their docstrings); they are reported beside these counts, never instead of them.
+`seed000_flops_per_token`, `seed000_sampling_flops` and `seed000_rebase_flops` reproduce the seed study's
+cruder convention, as its code computes it, for comparison (see their docstrings); they are reported beside
+these counts, never instead of them.
 """
 
 from __future__ import annotations
@@ -298,7 +299,8 @@ def thought_flops(dims: ModelDims, n_prompt_tokens: int, n_completion_tokens: in
 
 
 def generation_flops(dims: ModelDims, n_prefill_tokens: int, n_prompt_tokens: int, n_completion_tokens: int,
-                     n_thought_tokens: int = 0) -> dict[str, float]:
+                     n_thought_tokens: int = 0, n_answer_prompt_tokens: int = 0, n_answer_prefill_tokens: int = 0,
+                     n_answer_tokens: int = 0) -> dict[str, float]:
     """A response record's `flops` (docs/file-formats.md): forward FLOPs by component.
 
     prefill  the prompt tokens this response encoded (the last n_prefill of n_prompt; earlier ones come from a
@@ -311,43 +313,71 @@ def generation_flops(dims: ModelDims, n_prefill_tokens: int, n_prompt_tokens: in
              last token back in, which generation stops before running, i.e. one token's worth too many)
     thought  hidden thought tokens, see `thought_flops`
     scorer   0 here; scoring stages add their own
+
+    With an answer phase (sampling's `answer_suffix`: prompt + reasoning + suffix encoded afresh, then
+    `n_answer_tokens` decoded), its encoding is added to prefill and its tokens to decode, counted the same way
+    (`n_answer_prefill_tokens` of its `n_answer_prompt_tokens` encoded for this response).
     """
     _check_counts(n_prefill_tokens=n_prefill_tokens, n_prompt_tokens=n_prompt_tokens,
-                  n_completion_tokens=n_completion_tokens, n_thought_tokens=n_thought_tokens)
+                  n_completion_tokens=n_completion_tokens, n_thought_tokens=n_thought_tokens,
+                  n_answer_prompt_tokens=n_answer_prompt_tokens, n_answer_prefill_tokens=n_answer_prefill_tokens,
+                  n_answer_tokens=n_answer_tokens)
     if n_prefill_tokens > n_prompt_tokens:
         raise ValueError(f"n_prefill_tokens ({n_prefill_tokens}) exceeds n_prompt_tokens ({n_prompt_tokens})")
+    if n_answer_prefill_tokens > n_answer_prompt_tokens:
+        raise ValueError(f"n_answer_prefill_tokens ({n_answer_prefill_tokens}) exceeds n_answer_prompt_tokens "
+                         f"({n_answer_prompt_tokens})")
     prefill = sequence_flops(dims, n_prompt_tokens - n_prefill_tokens, n_prefill_tokens,
                              n_logits=min(1, n_prefill_tokens))
+    prefill += sequence_flops(dims, n_answer_prompt_tokens - n_answer_prefill_tokens, n_answer_prefill_tokens,
+                              n_logits=min(1, n_answer_prefill_tokens))
     return {
         "prefill": prefill,
-        "decode": sequence_flops(dims, n_prompt_tokens, n_completion_tokens),
+        "decode": sequence_flops(dims, n_prompt_tokens, n_completion_tokens)
+                  + sequence_flops(dims, n_answer_prompt_tokens, n_answer_tokens),
         "thought": thought_flops(dims, n_prompt_tokens, n_completion_tokens, n_thought_tokens),
         "scorer": 0.0,
     }
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Seed 000's convention, reproduced for comparison (DESIGN §5)
+# Seed 000's convention, reproduced for comparison (DESIGN §5). The study's code is the reference:
+# MarwanWalid2/Reasoning-vs-InfernceScaling, base.py and rebase.py (docs/report.md cites the lines).
 
 
-def seed000_flops(n_params: int, n_generated_tokens: int) -> float:
-    """Seed 000's count for sampling methods: n_params · n_generated_tokens.
+def seed000_flops_per_token(dims: ModelDims) -> int:
+    """Seed 000's FLOPs per token, C = 2·N + 2·L·d with N = 2·d·L·(2·(d // h) + d_ff).
 
-    The seed study charged ~N FLOPs per generated token (not Kaplan's 2N: multiply-adds, not FLOPs), with N the
-    model's full parameter count (embeddings included; pass `model.json`'s `n_params`), and charged nothing for
-    prompt tokens, thought tokens or attention. Quiet-STaR runs are therefore counted on their visible tokens only.
+    base.py `calculate_flops_per_token` and rebase.py's copy of it, from the HF config's hidden_size d,
+    num_hidden_layers L, num_attention_heads h and intermediate_size d_ff: no vocabulary, no context length,
+    one 2·d_ff (not 3·d_ff) MLP term. Mistral-7B: 7,650,672,640.
     """
-    _check_counts(n_params=n_params, n_generated_tokens=n_generated_tokens)
-    return float(n_params) * n_generated_tokens
+    n = 2 * dims.d_model * dims.n_layer * (2 * (dims.d_model // dims.n_heads) + dims.d_ff)
+    return 2 * n + 2 * dims.n_layer * dims.d_model
 
 
-def seed000_rebase_flops(n_params: int, width: int, max_tokens: int, n_questions: int = 1) -> float:
-    """Seed 000's count for REBASE: n_params · token budget, budget = width · max_tokens per question.
+def seed000_sampling_flops(dims: ModelDims, n_decoding_steps: int) -> float:
+    """Seed 000's count for one vote of its sampling baseline: C per decoding step.
 
-    The seed study charged REBASE for the tokens it was allowed, not those it generated: we take that budget as
-    `width` paths each running to the `max_tokens` cap (384 in the study), per question, at N FLOPs a token as in
-    `seed000_flops`. This is an upper bound on its generated tokens; the study's exact budget formula was not
-    published, so its TFLOPs column is not expected to be reproduced digit for digit.
+    base.py's loop charges `flops_per_token * (~finished_generating).sum()` once per forward pass, i.e. per
+    token it samples (the token that ends the vote, EOS included), through the reasoning and the answer after
+    the suffix; nothing for the prompt, its re-encoding with the suffix, or attention. A vote that runs to the
+    cap takes 396 steps: 3,029,666,365,440 FLOPs for Mistral-7B, the most any vote in Results/ is charged.
     """
-    _check_counts(width=width, max_tokens=max_tokens, n_questions=n_questions)
-    return seed000_flops(n_params, width * max_tokens * n_questions)
+    _check_counts(n_decoding_steps=n_decoding_steps)
+    return float(seed000_flops_per_token(dims)) * n_decoding_steps
+
+
+def seed000_rebase_flops(dims: ModelDims, max_step_tokens: int, node_depths: list[int]) -> float:
+    """Seed 000's count for one REBASE tree: C · max_step_tokens · depth, summed over the inserted nodes.
+
+    rebase.py's `generate_step` charges every step its cap, `policy_flops_per_token * max_tokens`, whatever it
+    generated, and adds its parent's running total (a node at depth k carries k·C·max_step_tokens); then
+    `reward_guided_search` adds every inserted node's running total to the question's FLOPs. Nodes the search
+    dropped (rebase.py: PRM score <= 0.1) are not inserted and not charged, and the PRM is never charged.
+    Pass the depths (root = 0, not a node) of the nodes the tree kept.
+    """
+    _check_counts(max_step_tokens=max_step_tokens)
+    if any(d < 1 for d in node_depths):
+        raise ValueError(f"node depths must be >= 1 (the root is not charged), got {min(node_depths)}")
+    return float(seed000_flops_per_token(dims)) * max_step_tokens * sum(node_depths)

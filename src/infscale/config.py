@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import itertools
-from collections.abc import Iterable
+import warnings
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,52 @@ import yaml
 
 
 class ConfigError(ValueError):
-    """The config is invalid; the message names the offending key."""
+    """The config is invalid; the message, one line, names the offending key."""
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """YAML that refuses a key given twice in one mapping (plain YAML keeps the last silently)."""
+
+
+def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":   # `<<: *anchor` entries may be overridden
+            continue
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise ConfigError(f"{key_node.start_mark.name}:{key_node.start_mark.line + 1}: duplicate key {key!r} "
+                              f"(first on line {seen[key] + 1})")
+        seen[key] = key_node.start_mark.line
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    """A config file as data (YAML, safe: tags that build Python objects are refused), duplicate keys rejected."""
+    path = Path(path)
+    try:
+        with path.open(encoding="utf-8") as handle:
+            config = yaml.load(handle, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise ConfigError(f"{where}: not valid YAML ({getattr(err, 'problem', None) or err})") from None
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path}: expected a mapping of config keys, got {type(config).__name__}")
+    if "__use_yte__" in config:
+        # Snakemake's loader runs YTE templates (Python expressions) in files that opt in with this key
+        raise ConfigError(f"{path}: __use_yte__: YTE templates evaluate Python; infscale configs are plain data")
+    return config
+
+
+def check_config_file(path: str | Path, schema_path: str | Path) -> dict[str, Any]:
+    """Load and validate one config file (what `infscale check-config` and the Snakefile run); return it."""
+    config = load_config(path)
+    validate_config(config, schema_path)
+    return config
 
 
 def _key_path(path: Iterable[Any]) -> str:
@@ -34,21 +78,97 @@ def _describe(error: jsonschema.ValidationError) -> str:
     return f"{_key_path(where)}: {error.message}"
 
 
+def _leaves(errors: Iterable[jsonschema.ValidationError]) -> Iterator[jsonschema.ValidationError]:
+    for error in errors:
+        if error.context:
+            yield from _leaves(error.context)
+        else:
+            yield error
+
+
+def _most_precise(errors: list[jsonschema.ValidationError]) -> jsonschema.ValidationError:
+    """The error naming the deepest key. A failed `allOf` part also makes unevaluatedProperties list every
+    key of that part as unexpected, which misleads; it is reported only when nothing else is wrong."""
+    leaves = list(_leaves(errors))
+    precise = [e for e in leaves if e.validator != "unevaluatedProperties"] or leaves
+    return max(precise, key=lambda e: (len(e.absolute_path), e.validator != "required"))
+
+
 def validate_config(config: dict[str, Any], schema_path: str | Path) -> None:
     """Raise ConfigError naming the first bad key, then check cross references (runs -> names)."""
     schema = yaml.safe_load(Path(schema_path).read_text())
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: (len(list(e.absolute_path)), list(e.absolute_path)))
     if errors:
-        # the deepest error under an if/then names the precise key; prefer it
-        best = jsonschema.exceptions.best_match(errors)
-        raise ConfigError(f"config: {_describe(best)}")
+        raise ConfigError(" ".join(f"config: {_describe(_most_precise(errors))}".split()))
+    _check_references(config)
+    _check_methods(config)
+    _check_models(config)
+
+
+def _undefined(key: str, name: Any, section: str, config: dict[str, Any]) -> ConfigError:
+    return ConfigError(f"config: {key}: {name!r} is not defined under `{section}:` "
+                       f"(defined: {sorted(config.get(section, {}))})")
+
+
+def _check_references(config: dict[str, Any]) -> None:
+    """Every name a run, method or scorer uses is defined, and no run lists a name twice."""
     for index, run in enumerate(config["runs"]):
-        for section in ("datasets", "models", "methods"):
-            for name in run[section]:
-                if name not in config[section]:
-                    raise ConfigError(f"config: runs.{index}.{section}: {name!r} is not defined under `{section}:` "
-                                      f"(defined: {sorted(config[section])})")
+        for key, section in (("datasets", "datasets"), ("models", "models"), ("methods", "methods"),
+                             ("scorers", "scorers"), ("labellers", "models")):
+            names = run.get(key, [])
+            for name in names:
+                if name not in config.get(section, {}):
+                    raise _undefined(f"runs.{index}.{key}", name, section, config)
+            repeated = sorted({n for n in names if names.count(n) > 1})
+            if repeated:
+                raise ConfigError(f"config: runs.{index}.{key}: {repeated[0]!r} is listed twice")
+    for name, method in config["methods"].items():
+        if "scorer" in method and method["scorer"] not in config.get("scorers", {}):
+            raise _undefined(f"methods.{name}.scorer", method["scorer"], "scorers", config)
+    for name, scorer in config.get("scorers", {}).items():
+        if "model" in scorer and scorer["model"] not in config["models"]:
+            raise _undefined(f"scorers.{name}.model", scorer["model"], "models", config)
+
+
+def _check_methods(config: dict[str, Any]) -> None:
+    """Each method's own checks (its config dataclass, e.g. beam_width <= width) and, for sampled pools, that
+    `aggregate.n_values` has an N its M samples support (the aggregation's own check), named by its key."""
+    from infscale.aggregate import n_grid
+    from infscale.methods import build_config
+
+    n_values = config.get("aggregate", {}).get("n_values")
+    for name, method in config["methods"].items():
+        try:
+            built = build_config(name, method)
+            if n_values and hasattr(built, "n_samples"):
+                n_grid(n_values, built.n_samples, where=f"methods.{name}.n_samples")
+        except (ValueError, TypeError) as err:
+            message = str(err) if str(err).startswith(f"methods.{name}") else f"methods.{name}: {err}"
+            raise ConfigError(" ".join(f"config: {message}".split())) from None
+
+
+def _check_models(config: dict[str, Any]) -> None:
+    """Embedded models exist; hub models can load (HF_HUB_OFFLINE set: only from the local cache)."""
+    from infscale.models.embedded import EMBEDDED_MODELS
+    from infscale.models.hf import hub_cached, hub_offline
+
+    for name, model in config["models"].items():
+        if model["source"] == "embedded" and model["id"] not in EMBEDDED_MODELS:
+            raise ConfigError(f"config: models.{name}.id: {model['id']!r} is not an embedded model "
+                              f"(embedded: {sorted(EMBEDDED_MODELS)})")
+        if model["source"] == "hub" and hub_offline() and not hub_cached(model["id"], model.get("revision")):
+            raise ConfigError(f"config: models.{name}.id: hub model {model['id']!r} is not in the local Hugging Face "
+                              f"cache and HF_HUB_OFFLINE is set (download it first, or use an embedded model)")
+        if model.get("trust_remote_code"):
+            warnings.warn(f"config: models.{name}.trust_remote_code is true: loading it runs code from "
+                          f"{model['id']!r}", stacklevel=2)
+
+
+def check_config_files(paths: Iterable[str | Path]) -> None:
+    """The config files Snakemake read, re-read strictly (duplicate keys, which Snakemake's loader keeps)."""
+    for path in paths:
+        load_config(path)
 
 
 def cot_scaling_pairs(config: dict[str, Any]) -> list[tuple[str, str]]:
@@ -80,21 +200,3 @@ def run_triples(config: dict[str, Any]) -> list[tuple[str, str, str]]:
                 triples.append(triple)
     return triples
 
-
-def code_hash(*modules: str) -> str:
-    """A short hash of the source of `modules` (packages: all their .py files).
-
-    Snakemake's `code` rerun trigger sees only shell/run bodies, not imported library code; putting this
-    hash in a rule's params makes the rule rerun when the library code it runs changes.
-    """
-    digest = hashlib.sha256()
-    for module in sorted(modules):
-        spec = importlib.util.find_spec(module)
-        if spec is None or spec.origin is None:
-            raise ConfigError(f"code_hash: module {module!r} not found")
-        origin = Path(spec.origin)
-        files = sorted(origin.parent.rglob("*.py")) if origin.name == "__init__.py" else [origin]
-        for file in files:
-            digest.update(file.name.encode())
-            digest.update(file.read_bytes())
-    return digest.hexdigest()[:16]

@@ -10,10 +10,11 @@ from typing import Any
 
 import torch
 
-from infscale.compute import ModelDims, generation_flops
+from infscale.compute import ModelDims, generation_flops, seed000_sampling_flops
 from infscale.io import ResumableJsonlWriter, read_json, read_jsonl, write_json, write_jsonl
-from infscale.methods import build_config, get_method
+from infscale.methods import build_config, get_method, method_module
 from infscale.models.hf import load_model
+from infscale.fingerprint import job_fingerprint
 from infscale.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -26,6 +27,17 @@ def shard_slice(n_items: int, shard: int, n_shards: int) -> slice:
     base, extra = divmod(n_items, n_shards)
     start = shard * base + min(shard, extra)
     return slice(start, start + base + (shard < extra))
+
+
+ANSWER_TOKEN_FIELDS = ("n_answer_prompt_tokens", "n_answer_prefill_tokens", "n_answer_tokens")
+
+
+def decoding_steps(record: dict[str, Any]) -> int:
+    """Forward passes that sampled a token of this response, the one that ended it (EOS) included: the steps
+    seed 000's base.py charges. Records without `n_sampled_tokens` count their visible and answer tokens."""
+    if record.get("n_sampled_tokens") is not None:
+        return int(record["n_sampled_tokens"])
+    return int(record["n_completion_tokens"]) + int(record.get("n_answer_tokens") or 0)
 
 
 @contextlib.contextmanager
@@ -55,7 +67,11 @@ def run_generation(test_path: str | Path, train_path: str | Path, model_spec_pat
     spec = read_json(model_spec_path)
     dims = ModelDims.from_config(spec["config"])
 
-    writer = ResumableJsonlWriter(output, key_fields=("id", "sample"))
+    fingerprint = job_fingerprint(
+        ("infscale.generate", method_module(method_cfg["kind"])),
+        {"method": method_name, "cfg": method_cfg, "shard": shard, "n_shards": n_shards, "seed": seed, "device": device},
+        [test_path, train_path, model_spec_path])
+    writer = ResumableJsonlWriter(output, key_fields=("id", "sample"), fingerprint=fingerprint)
     finished_ids = {key[0] for key in writer.done}
     todo = [q for q in questions if q["id"] not in finished_ids]
     log.info("%s: %d questions in shard %d/%d, %d already done", method_name, len(questions), shard, n_shards,
@@ -63,22 +79,29 @@ def run_generation(test_path: str | Path, train_path: str | Path, model_spec_pat
     lm = load_model(spec, device=device, dtype=spec.get("dtype", "auto"))
     log.info("loaded %s on %s in %.1f s", spec["name"], lm.device_name, lm.load_seconds)
     began = time.perf_counter()
+    loaded = method.load(lm, cfg) if method.load and todo else {}   # e.g. a search's PRM: load time too
+    load_seconds = lm.load_seconds + (time.perf_counter() - began)
+    began = time.perf_counter()
     with Progress(len(todo), f"{spec['name']}/{method_name}", unit="question") as progress, \
             _explain_out_of_memory(method_name, cfg):
-        for records in method.generate(todo, shots, lm, cfg, seed):
+        for records in method.generate(todo, shots, lm, cfg, seed, **loaded):
             for record in records:
                 record["method"] = method_name
-                generated = generation_flops(dims, record["n_prefill_tokens"], record["n_prompt_tokens"],
-                                             record["n_completion_tokens"], record["n_thought_tokens"])
-                # search methods add their scorer's FLOPs (e.g. PRM passes) to the record themselves
-                record["flops"] = {**generated, "scorer": record.get("flops", {}).get("scorer", 0.0)}
+                # tree search measures its own per-node costs (and adds its PRM's); others are counted here
+                if "decode" not in record.get("flops", {}):
+                    record["flops"] = generation_flops(dims, record["n_prefill_tokens"], record["n_prompt_tokens"],
+                                                       record["n_completion_tokens"], record["n_thought_tokens"],
+                                                       **{k: record.get(k, 0) for k in ANSWER_TOKEN_FIELDS})
+                # seed 000's count: search methods set their own (rebase.py's per-node charge)
+                if "flops_seed000" not in record:
+                    record["flops_seed000"] = seed000_sampling_flops(dims, decoding_steps(record))
             writer.write_many(records)
             progress.update(len({r["id"] for r in records}),
                             sum(r["n_completion_tokens"] + r["n_thought_tokens"] for r in records))
     generate_seconds = time.perf_counter() - began
     writer.finish(sort_key=lambda r: (r["id"], r["sample"]))
     write_json(timing_output, {
-        "load_seconds": lm.load_seconds, "generate_seconds": generate_seconds, "device": lm.device_name,
+        "load_seconds": load_seconds, "generate_seconds": generate_seconds, "device": lm.device_name,
         "torch_threads": torch.get_num_threads(), "n_questions": len(todo),
     })
 

@@ -4,8 +4,9 @@ Extraction is ours (regular expressions, so that `strict` and `flexible` mean ex
 and every answer comes back as a canonical string); equivalence of anything beyond plain numbers and
 option letters is delegated to `math_verify`, guarded so that garbage never raises or hangs.
 
-- `strict` reads only explicit answer markers: `#### N`, "The (final) answer is N", "Answer: N" and
-  `\\boxed{N}`; where a text has several, the last one that parses wins.
+- `strict` reads only explicit answer markers: `#### N`, "The (final) answer is N", "Answer: N",
+  `\\boxed{N}` and a line "A: N" (only where a bare answer follows: "A: Let's think..." is no answer);
+  where a text has several, the last one that parses wins.
 - `flexible` tries `strict` first, then takes the last number of the text (for multiple-choice
   questions the last standalone option letter).
 Both ignore a few-shot continuation ("...\\nQ: next question"): it is never part of the answer.
@@ -168,8 +169,9 @@ _MARKER = re.compile(
       (?P<hashes>\#\#\#\#)
     | (?P<boxed>\\(?:boxed|fbox)\s*\{)
     | (?P<phrase>\banswer\s*(?:\([^()\n]{0,40}\)\s*)?(?:is\b\s*:?|:))  # the (final) answer is / Answer:
+    | (?P<line_a>^[ \t]*(?-i:A):)                    # "A: 18", the Q:/A: format's final line
     """,
-    re.VERBOSE | re.IGNORECASE,
+    re.VERBOSE | re.IGNORECASE | re.MULTILINE,
 )
 
 
@@ -195,6 +197,9 @@ def _braced(text: str) -> str:
 
 def _parse_span(marker: str, span: str, kind: str) -> str | None:
     """The answer a marker introduces, as a canonical letter or number (None if it has none)."""
+    if marker == "line_a":  # "A:" opens answers of every kind: only a bare answer counts
+        letter = _choice_letter(span) if kind != "numeric" else None
+        return letter if letter is not None or kind == "choice" else _as_number(span)
     if kind != "numeric":
         letter = _LEADING_LETTER["choice" if kind == "choice" else "auto"].match(_plain(span))
         if letter:
@@ -253,9 +258,10 @@ def extract_answer(text: str, mode: str = "flexible", kind: str = "auto") -> str
 
 
 def reference_answer(text: str, kind: str = "auto") -> str | None:
-    """Canonical reference from a gold field: a bare answer ("18", "$1,200", "B") or a full solution
-    with an answer marker (GSM8K's "#### 18"). A non-numeric bare answer comes back as its stripped text,
-    compared later as an expression or as text; None only for an empty field."""
+    """Canonical reference from a gold field: a bare answer ("18", "$1,200", "B") or a full solution,
+    read with the same markers as responses (GSM8K's "#### 18", a last line "A: 18"), else, if it is
+    prose, its last number. An expression ("\\sqrt{2}") or prose without numbers comes back as its
+    stripped text, compared later as an expression or as text; None only for an empty field."""
     _check("kind", kind, KINDS)
     if isinstance(text, (int, float)) and not isinstance(text, bool):
         text = str(text)
@@ -273,6 +279,10 @@ def reference_answer(text: str, kind: str = "auto") -> str | None:
     marked = _strict(text, kind)
     if marked is not None or kind == "choice":
         return marked
+    if _WORD.search(_plain(text)):  # a worked solution without a marker: its last number is the answer
+        numbers = _numbers(_strip_continuation(text))
+        if numbers:
+            return numbers[-1]
     return text
 
 
@@ -348,7 +358,8 @@ def _field(record: dict[str, Any], names: tuple[str, str]) -> tuple[str, Any]:
 def grade_record(record: dict[str, Any], mode: str = "flexible") -> dict[str, Any]:
     """A copy of `record` with `reference` (canonical), `extracted` (str or None) and `correct` added.
 
-    The response is `response` (else `completion`), the gold answer `reference` (else `answer`).
+    The response is `response` (else `completion`), the gold answer `reference` (else `answer`). A record with
+    an `answer_text` (sampling with `answer_suffix`) is graded on the first integer of that text.
     Unparseable text grades as extracted None, correct False; malformed records raise ValueError.
     """
     _check("mode", mode, MODES)
@@ -362,12 +373,21 @@ def grade_record(record: dict[str, Any], mode: str = "flexible") -> dict[str, An
         raise ValueError(f"{reference_name!r} must be a string or a number, got {raw_reference!r}")
     reference = reference_answer(raw_reference)
     kind = answer_kind(reference)
-    if reference is not None and kind == "numeric" and _as_number(reference) is None:
+    if record.get("answer_text") is not None:
+        extracted = first_integer(record["answer_text"])  # an answer phase after a suffix (seed 000)
+    elif reference is not None and kind == "numeric" and _as_number(reference) is None:
         extracted = _extract_text(text, mode)  # a non-numeric reference: compare the answer's text
     else:
         extracted = extract_answer(text, mode=mode, kind=kind)
     return {**record, "reference": reference, "extracted": extracted,
             "correct": answers_equivalent(extracted, reference)}
+
+
+def first_integer(text: str) -> str | None:
+    """The first run of digits once commas are removed, as seed 000 reads the text after its answer suffix
+    (base.py `extract_first_integer`: no sign, no decimals; "1,200.5" -> "1200")."""
+    match = re.search(r"\d+", text.replace(",", ""))
+    return str(int(match.group())) if match else None
 
 
 def _extract_text(text: str, mode: str) -> str | None:

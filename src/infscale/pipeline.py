@@ -9,13 +9,17 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from infscale.io import writing_to
+
 
 @contextlib.contextmanager
 def logged(log_path: str | Path) -> Iterator[logging.Logger]:
     """Send stdout, stderr (tqdm), warnings and `logging` of the job to `log_path`; log failures with traceback."""
     log_path = Path(log_path)
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("w", encoding="utf-8") as handle, contextlib.redirect_stdout(handle), \
+    with writing_to(log_path):
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        handle = log_path.open("w", encoding="utf-8")
+    with handle, contextlib.redirect_stdout(handle), \
             contextlib.redirect_stderr(handle):
         logging.basicConfig(stream=handle, level=logging.INFO, force=True,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -18,6 +18,10 @@ class PromptConfig:
     style: str = "fewshot"
     n_shots: int = 3
     chat_template: str = "auto"   # auto: use the tokenizer's chat template when it has one | always | never
+    question_prefix: str = "Q: "  # before each question of the plain format (rebase.py writes none)
+    # start the text with the tokenizer's BOS token where its own encoding adds one (Mistral's does; seed 000
+    # encodes its prompts with the tokenizer's defaults), since the samplers encode text without special tokens
+    bos: bool = False
 
     def __post_init__(self) -> None:
         if self.style not in STYLES:
@@ -59,6 +63,19 @@ def uses_chat_template(choice: str, tokenizer: Any, key: str = "prompt.chat_temp
 
 def build_prompt(question: str, shots: list[dict[str, Any]], cfg: PromptConfig, tokenizer: Any = None) -> str:
     """The prompt text for one question. With a chat template the exemplars become earlier turns."""
+    return (_bos(tokenizer) if cfg.bos else "") + _prompt_text(question, shots, cfg, tokenizer)
+
+
+def _bos(tokenizer: Any) -> str:
+    """The BOS token's text if `tokenizer` puts one before what it encodes, else ""."""
+    if tokenizer is None:
+        raise ValueError("prompt.bos: needs the model's tokenizer")
+    bos_id = tokenizer.bos_token_id
+    adds_bos = bos_id is not None and tokenizer("1")["input_ids"][:1] == [bos_id]
+    return tokenizer.bos_token if adds_bos else ""
+
+
+def _prompt_text(question: str, shots: list[dict[str, Any]], cfg: PromptConfig, tokenizer: Any = None) -> str:
     turns = _turns(question, shots, cfg)
     if tokenizer is not None and uses_chat_template(cfg.chat_template, tokenizer):
         messages: list[dict[str, str]] = []
@@ -68,7 +85,7 @@ def build_prompt(question: str, shots: list[dict[str, Any]], cfg: PromptConfig, 
         text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         prefix = turns[-1][1]
         return text + (prefix if prefix else "")
-    blocks = [f"Q: {q}\nA: {a}" for q, a in turns[:-1]]
+    blocks = [f"{cfg.question_prefix}{q}\nA: {a}" for q, a in turns[:-1]]
     last_q, last_prefix = turns[-1]
-    blocks.append(f"Q: {last_q}\nA:" + (f" {last_prefix}" if last_prefix else ""))
+    blocks.append(f"{cfg.question_prefix}{last_q}\nA:" + (f" {last_prefix}" if last_prefix else ""))
     return "\n\n".join(blocks)

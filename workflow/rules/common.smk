@@ -1,13 +1,21 @@
 import re
+from pathlib import Path
 
-from infscale.config import code_hash, cot_scaling_pairs, run_triples, validate_config
+from infscale.codehash import code_hash
+from infscale.config import check_config_files, cot_scaling_pairs, run_triples, validate_config
+from infscale.io import remove_finished_partials
+from infscale.methods import method_module
+from infscale.provenance import git_state
 from infscale.reports.headline import configured_selections
 
 
+check_config_files(workflow.configfiles)
 validate_config(config, workflow.source_path("../schemas/config.schema.yaml"))
 
 RUNS = run_triples(config)
 ENV = "../../envs/infscale.yaml"
+PROVENANCE = "results/provenance.json"     # what produced the results; every metrics file names it
+REPO_ROOT = Path(workflow.basedir)
 
 
 def _one_of(names):
@@ -43,6 +51,11 @@ def method_cfg(wildcards):
     if "scorer" in cfg:  # tree search: its PRM's entry, resolved for this dataset (score.smk)
         cfg = {**cfg, "scorer": resolved_scorer(cfg["scorer"], wildcards.dataset)}
     return cfg
+
+
+def generate_code_hash(wildcards):
+    """Generation runs infscale.generate plus the module of the method's kind (loaded by name, so not an import)."""
+    return code_hash("infscale.generate", method_module(config["methods"][wildcards.method]["kind"]))
 
 
 def n_shards(method):
@@ -105,8 +118,15 @@ def metrics_files():
 # after every stage file has been included.
 
 
+def used_models():
+    """Every model a run generates with, labels with, or a scorer reads."""
+    names = {m for run in config["runs"] for key in ("models", "labellers") for m in run.get(key, [])}
+    names |= {s["model"] for s in config.get("scorers", {}).values() if "model" in s}
+    return sorted(names)
+
+
 def final_outputs():
-    return [
+    return [PROVENANCE] + [
         "results/tables/accuracy.csv",
         "results/tables/accuracy.md",
         "figures/accuracy_vs_n.png",

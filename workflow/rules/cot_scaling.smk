@@ -23,7 +23,7 @@ rule cot_scaling:
         models=config["models"],  # training_tokens D and family of each model
         n_boot=config.get("aggregate", {}).get("n_boot", 2000),
         seed=config["seed"],
-        code=code_hash("infscale.cot_scaling", "infscale.estimators", "infscale.reports.tables"),
+        code=code_hash("infscale.cot_scaling"),
     log:
         "logs/report/cot_scaling.log",
     benchmark:
@@ -46,7 +46,7 @@ rule plot_cot_scaling:
         lines_pdf="figures/intersecting_lines.pdf",
     params:
         max_requests=config.get("cot_scaling", {}).get("max_requests", 1.0e15),
-        code=code_hash("infscale.reports.cot_scaling", "infscale.cot_scaling", "infscale.reports.plots"),
+        code=code_hash("infscale.reports.cot_scaling"),
     log:
         "logs/report/plot_cot_scaling.log",
     conda:

@@ -12,8 +12,7 @@ rule generate:
         n_shards=lambda w: n_shards(w.method),
         seed=config["seed"],
         device=config["device"],
-        code=code_hash("infscale.generate", "infscale.methods", "infscale.models.hf", "infscale.prompts", "infscale.compute",
-                       "infscale.scoring.prm"),
+        code=generate_code_hash,
     threads: config.get("threads") or 2
     resources:
         gpu=GPU,
@@ -34,6 +33,8 @@ rule merge_shards:
     output:
         samples="results/gen/{dataset}/{model}/{method}/samples.jsonl",
         timing="results/gen/{dataset}/{model}/{method}/timing.json",
+    params:
+        code=code_hash("infscale.generate"),
     log:
         "logs/gen/{dataset}/{model}/{method}/merge.log",
     conda:

@@ -14,7 +14,7 @@ rule label_confidence:
     params:
         labelling={k: v for k, v in config.get("labelling", {}).items() if k != "n_bins"},
         device=config["device"],
-        code=code_hash("infscale.scoring.confidence", "infscale.models.hf", "infscale.compute"),
+        code=code_hash("infscale.scoring.confidence"),
     threads: config.get("threads") or 2
     resources:
         gpu=GPU,

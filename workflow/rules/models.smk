@@ -3,7 +3,7 @@ rule prepare_model:
         "resources/models/{model}/model.json",
     params:
         model=lambda w: config["models"][w.model],
-        code=code_hash("infscale.models.embedded", "infscale.models"),
+        code=code_hash("infscale.models"),
     log:
         "logs/models/{model}.log",
     benchmark:

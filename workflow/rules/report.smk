@@ -38,7 +38,7 @@ rule efficiency_table:
         md="results/tables/efficiency.md",
     params:
         seed_rounding=config.get("report", {}).get("seed_rounding", False),
-        code=code_hash("infscale.reports.efficiency", "infscale.reports.tables"),
+        code=code_hash("infscale.reports.efficiency"),
     log:
         "logs/report/efficiency_table.log",
     conda:

@@ -14,8 +14,7 @@ rule train_prm:
         scorer=lambda w: resolved_scorer(w.scorer, w.dataset),
         seed=config["seed"],
         device=config["device"],
-        code=code_hash("infscale.scoring", "infscale.models.hf", "infscale.prompts", "infscale.grading",
-                       "infscale.estimators"),
+        code=code_hash("infscale.scoring.prm_train"),
     threads: config.get("threads") or 2
     resources:
         gpu=GPU,
@@ -39,7 +38,7 @@ rule score_prm:
     params:
         scorer=lambda w: resolved_scorer(w.scorer, w.dataset),
         device=config["device"],
-        code=code_hash("infscale.scoring", "infscale.models.hf"),
+        code=code_hash("infscale.scoring.prm"),
     threads: config.get("threads") or 2
     resources:
         gpu=GPU,
@@ -64,7 +63,7 @@ rule prm_quality:
     params:
         runs=[list(r) for r in runs_with("scorers")],
         seed=config["seed"],
-        code=code_hash("infscale.reports.prm", "infscale.estimators"),
+        code=code_hash("infscale.reports.prm"),
     log:
         "logs/report/prm_quality.log",
     conda:

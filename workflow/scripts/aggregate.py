@@ -6,5 +6,6 @@ with logged(snakemake.log[0]):
     w = snakemake.wildcards
     aggregate(snakemake.input.graded, snakemake.input.timing, snakemake.output[0], dataset=w.dataset,
               model=w.model, method=w.method, n_params=read_json(snakemake.input.model_spec)["n_params"],
-              method_cfg=snakemake.params.method, weights=snakemake.params.weights, seed=snakemake.params.seed,
+              weights=snakemake.params.weights, seed=snakemake.params.seed,
+              provenance=snakemake.params.provenance,
               **snakemake.params.aggregate)

@@ -30,6 +30,7 @@ class DatasetConfig:
     task: str | None = None         # reasoning_gym: task name, e.g. "products"
     task_config: dict[str, Any] = field(default_factory=dict)
     pool_size: int | None = None    # reasoning_gym: how many questions to generate before sampling
+    selection: str = "random"       # random | shuffle_head, see SELECTIONS
 
     @classmethod
     def from_config(cls, name: str, cfg: dict[str, Any]) -> "DatasetConfig":
@@ -173,8 +174,32 @@ SOURCES = {"gsm8k": _gsm8k_pool, "reasoning_gym": _reasoning_gym_pool, "reasonin
            "gpqa": _gpqa_pool}
 
 
+# random: a seeded random subset, kept in the source's order;
+# shuffle_head: `datasets.Dataset.shuffle(seed=seed)` of the source, its first n_test in that order (then n_train
+# more) - seed 000's question set (base.py and rebase.py: load_dataset("gsm8k", "main", split="test")
+# .shuffle(seed=42), questions 0..127)
+SELECTIONS = ("random", "shuffle_head")
+
+
+def _selection_order(cfg: DatasetConfig, n_pool: int) -> list[int]:
+    """Pool positions in the order the splits take them from."""
+    if cfg.selection == "shuffle_head":
+        from datasets import Dataset
+
+        return list(Dataset.from_dict({"position": list(range(n_pool))}).shuffle(seed=cfg.seed)["position"])
+    order = list(range(n_pool))
+    random.Random(cfg.seed).shuffle(order)
+    return order
+
+
 def build_splits(cfg: DatasetConfig) -> dict[str, list[dict[str, Any]]]:
-    """Seeded test and train subsets, disjoint by id and by question text."""
+    """Seeded test and train subsets, disjoint by id and by question text.
+
+    `selection: random` keeps each subset in the source's order; `shuffle_head` keeps the shuffled order.
+    """
+    if cfg.selection not in SELECTIONS:
+        raise ValueError(f"datasets.{cfg.name}.selection: unknown selection {cfg.selection!r}; "
+                         f"known: {sorted(SELECTIONS)}")
     try:
         pool_fn = SOURCES[cfg.source]
     except KeyError:
@@ -191,10 +216,11 @@ def build_splits(cfg: DatasetConfig) -> dict[str, list[dict[str, Any]]]:
             f"datasets.{cfg.name}: only {len(pool)} distinct questions available, "
             f"n_test + n_train = {need}; lower them or raise pool_size"
         )
-    order = list(range(len(pool)))
-    random.Random(cfg.seed).shuffle(order)
-    test = sorted((pool[i] for i in order[: cfg.n_test]), key=lambda r: r["meta"]["index"])
-    train = sorted((pool[i] for i in order[cfg.n_test : need]), key=lambda r: r["meta"]["index"])
+    order = _selection_order(cfg, len(pool))
+    test = [pool[i] for i in order[: cfg.n_test]]
+    train = [pool[i] for i in order[cfg.n_test : need]]
+    if cfg.selection == "random":
+        test, train = (sorted(split, key=lambda r: r["meta"]["index"]) for split in (test, train))
     return {"test": test, "train": train}
 
 

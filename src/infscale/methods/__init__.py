@@ -1,15 +1,35 @@
 """Generation methods, one module each, behind one registry keyed by the config's `kind`.
 
 A method turns a batch of questions into response records (docs/file-formats.md). Each registry entry is a
-`MethodSpec`: its config dataclass and its `generate(questions, shots, lm, cfg, seed) -> Iterator[list[dict]]`,
-which yields finished records question batch by question batch so the runner can checkpoint them.
+`MethodSpec`: its config dataclass and its `generate(questions, shots, lm, cfg, seed, **loaded) ->
+Iterator[list[dict]]`, which yields finished records question batch by question batch so the runner can
+checkpoint them. A method that needs more than the policy (a PRM) loads it in `load(lm, cfg) -> loaded`, which
+the runner times as load time, not generation time.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 from typing import Any
+
+# method kind (the config's `kind`) -> the module that implements and registers it. Loaded on first use, so a
+# job imports only its own method; the generate rule hashes `infscale.generate` + this module
+# (infscale.codehash), so editing one method reruns only the generation that uses it. A new kind adds a line.
+METHOD_MODULES: dict[str, str] = {
+    "sampling": "infscale.methods.sampling",
+    "rebase": "infscale.methods.rebase",
+    "beam": "infscale.methods.beam",
+}
+
+
+def method_module(kind: str) -> str:
+    """The module implementing method `kind`."""
+    try:
+        return METHOD_MODULES[kind]
+    except KeyError:
+        raise KeyError(f"unknown method kind {kind!r}; known: {sorted(METHOD_MODULES)}") from None
 
 
 @dataclass(frozen=True)
@@ -18,6 +38,7 @@ class MethodSpec:
     config_class: type
     generate: Callable[..., Iterator[list[dict[str, Any]]]]
     uses_gpu: bool = True
+    load: Callable[[Any, Any], dict[str, Any]] | None = None
 
 
 METHODS: dict[str, MethodSpec] = {}
@@ -29,11 +50,9 @@ def register(spec: MethodSpec) -> MethodSpec:
 
 
 def get_method(kind: str) -> MethodSpec:
-    _load_builtin_methods()
-    try:
-        return METHODS[kind]
-    except KeyError:
-        raise KeyError(f"unknown method kind {kind!r}; known: {sorted(METHODS)}") from None
+    if kind not in METHODS:
+        importlib.import_module(method_module(kind))  # registers it
+    return METHODS[kind]
 
 
 def build_config(name: str, cfg: dict[str, Any]) -> Any:
@@ -45,7 +64,3 @@ def build_config(name: str, cfg: dict[str, Any]) -> Any:
         raise ValueError(f"methods.{name}: unknown key(s) {unknown} for kind {cfg['kind']!r}; known: {sorted(known)}")
     return spec.config_class(**{k: v for k, v in cfg.items() if k != "kind"})
 
-
-def _load_builtin_methods() -> None:
-    # importing a method module registers it; kept lazy so `import infscale` stays light
-    from infscale.methods import beam, rebase, sampling  # noqa: F401

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from infscale.methods import MethodSpec, register
-from infscale.methods.tree import TreeSearchConfig, beam_children, generate_tree
+from infscale.methods.tree import TreeSearchConfig, beam_children, generate_tree, load_tree_scorer
 
 
 @dataclass(frozen=True)
@@ -23,4 +23,5 @@ class BeamConfig(TreeSearchConfig):
         return beam_children(scores, width, self.beam_width)
 
 
-SPEC = register(MethodSpec(kind="beam", config_class=BeamConfig, generate=generate_tree))
+SPEC = register(MethodSpec(kind="beam", config_class=BeamConfig, generate=generate_tree,
+                           load=load_tree_scorer))

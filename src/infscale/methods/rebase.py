@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from infscale.methods import MethodSpec, register
-from infscale.methods.tree import TreeSearchConfig, allocate_children, generate_tree
+from infscale.methods.tree import TreeSearchConfig, allocate_children, generate_tree, load_tree_scorer
 
 
 @dataclass(frozen=True)
@@ -24,4 +24,5 @@ class RebaseConfig(TreeSearchConfig):
         return allocate_children(scores, width, self.softmax_temperature)
 
 
-SPEC = register(MethodSpec(kind="rebase", config_class=RebaseConfig, generate=generate_tree))
+SPEC = register(MethodSpec(kind="rebase", config_class=RebaseConfig, generate=generate_tree,
+                           load=load_tree_scorer))

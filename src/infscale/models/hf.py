@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -58,8 +59,21 @@ class LoadedModel:
         return ids
 
 
-def _hub_offline() -> bool:
+def hub_offline() -> bool:
+    """HF_HUB_OFFLINE is set: hub models load only from the local Hugging Face cache."""
     return os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
+
+
+def hub_cached(repo_id: str, revision: str | None = None) -> bool:
+    """The hub model `repo_id` (or a local folder of that name) is there without a download."""
+    from huggingface_hub import try_to_load_from_cache
+
+    if Path(repo_id).exists():
+        return True
+    try:
+        return isinstance(try_to_load_from_cache(repo_id, "config.json", revision=revision), str)
+    except ValueError:  # not a valid repo id
+        return False
 
 
 def load_model(spec: dict[str, Any] | str | Path, device: str = "auto", dtype: str = "auto") -> LoadedModel:
@@ -71,14 +85,17 @@ def load_model(spec: dict[str, Any] | str | Path, device: str = "auto", dtype: s
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)
     path = spec["path"]
-    if spec["source"] == "hub" and _hub_offline() and not Path(path).exists():
+    if spec["source"] == "hub" and hub_offline() and not hub_cached(path, spec.get("revision")):
         raise HubUnavailableError(
             f"model {spec['name']!r} is the hub id {path!r} but HF_HUB_OFFLINE is set: download it first "
             f"(`huggingface-cli download {path}`) or use an embedded model (source: embedded)"
         )
     start = time.perf_counter()
-    tokenizer = AutoTokenizer.from_pretrained(path, revision=spec.get("revision"))
-    model = AutoModelForCausalLM.from_pretrained(path, revision=spec.get("revision"), dtype=torch_dtype)
+    # a model repo's own Python code runs only when its config entry says trust_remote_code: true
+    remote = bool(spec.get("trust_remote_code", False))
+    tokenizer = AutoTokenizer.from_pretrained(path, revision=spec.get("revision"), trust_remote_code=remote)
+    model = AutoModelForCausalLM.from_pretrained(path, revision=spec.get("revision"), dtype=torch_dtype,
+                                                 trust_remote_code=remote)
     model.to(torch_device).eval()
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -88,12 +105,24 @@ def load_model(spec: dict[str, Any] | str | Path, device: str = "auto", dtype: s
     return LoadedModel(model, tokenizer, torch_device, spec, time.perf_counter() - start, name)
 
 
+STOP_RULES = ("completion", "whole_text")
+
+
 @dataclass(frozen=True)
 class SamplingParams:
     temperature: float = 1.0
     top_p: float = 1.0
     max_new_tokens: int = 384
     stop: tuple[str, ...] = ()
+    # completion: a stop string ends the text at its first occurrence in the completion;
+    # whole_text: once it occurs twice in prompt + completion, at that occurrence (seed 000's base.py tests
+    # `decoded.count(end_str) > 1` on the whole decoded text, so "Q:" stops at its first new occurrence and
+    # "\n\n\n", absent from the prompt, at its second)
+    stop_rule: str = "completion"
+
+    def __post_init__(self) -> None:
+        if self.stop_rule not in STOP_RULES:
+            raise ValueError(f"stop_rule: expected one of {list(STOP_RULES)}, got {self.stop_rule!r}")
 
 
 @dataclass
@@ -103,10 +132,31 @@ class Continuation:
     finish_reason: str              # stop | length
     n_prompt_tokens: int
     n_prefill_tokens: int           # prompt tokens encoded for this continuation (0 when its KV cache was shared)
+    eos: bool = False               # ended by sampling EOS (a sampled token not in `token_ids`)
+
+    @property
+    def n_sampled_tokens(self) -> int:
+        """Tokens sampled, one decoding step each: `token_ids` plus the EOS that ended it, if one did."""
+        return len(self.token_ids) + self.eos
 
 
-def sample_next(logits: torch.Tensor, params: SamplingParams, generator: torch.Generator | None) -> torch.Tensor:
-    """One token per row: greedy at temperature 0, else temperature + nucleus (top-p) sampling."""
+def stream_generator(seed: int, *key: Any, device: torch.device | str = "cpu") -> torch.Generator:
+    """A random stream of its own for `key` (e.g. question id, sample index) under `seed`.
+
+    Seeded from a hash of (seed, *key), so a response's draws depend on nothing else: not on the batch it
+    shares, the shard it lands in or the work done before it (docs/reproducibility.md).
+    """
+    digest = hashlib.sha256(repr((seed, *key)).encode()).digest()
+    return torch.Generator(device=device).manual_seed(int.from_bytes(digest[:8], "little") >> 1)
+
+
+def sample_next(logits: torch.Tensor, params: SamplingParams,
+                generator: torch.Generator | list[torch.Generator] | None) -> torch.Tensor:
+    """One token per row: greedy at temperature 0, else temperature + nucleus (top-p) sampling.
+
+    `generator` is one stream for the batch, or a list with one stream per row (each row then draws only
+    from its own stream, whatever rows share the batch).
+    """
     if params.temperature == 0:
         return logits.argmax(-1)
     probs = torch.softmax(logits.float() / params.temperature, dim=-1)
@@ -116,11 +166,27 @@ def sample_next(logits: torch.Tensor, params: SamplingParams, generator: torch.G
         drop = sorted_probs.cumsum(-1) - sorted_probs >= params.top_p
         sorted_probs = sorted_probs.masked_fill(drop, 0.0)
         probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
+    if isinstance(generator, list):
+        return torch.cat([torch.multinomial(row, 1, generator=g) for row, g in zip(probs, generator, strict=True)])
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
-def _find_stop(text: str, stops: tuple[str, ...]) -> int:
-    hits = [text.find(s) for s in stops if s and s in text]
+def _find_stop(text: str, stops: tuple[str, ...], prompt: str = "", stop_rule: str = "completion") -> int:
+    """Where the earliest stop string ends `text` (a completion of `prompt`) under `stop_rule`, else -1."""
+    hits = []
+    for stop in stops:
+        if not stop:
+            continue
+        # whole_text: the occurrence that makes two in prompt + completion (non-overlapping, as str.count)
+        nth = max(1, 2 - prompt.count(stop)) if stop_rule == "whole_text" else 1
+        position, start = -1, 0
+        for _ in range(nth):
+            position = text.find(stop, start)
+            if position < 0:
+                break
+            start = position + len(stop)
+        if position >= 0:
+            hits.append(position)
     return min(hits) if hits else -1
 
 
@@ -156,8 +222,12 @@ def _common_prefix_length(sequences: list[list[int]]) -> int:
 
 @torch.inference_mode()
 def sample_continuations(lm: LoadedModel, prompts: list[str], n: int, params: SamplingParams,
-                         generator: torch.Generator | None = None) -> list[list[Continuation]]:
+                         generator: torch.Generator | list[torch.Generator] | None = None
+                         ) -> list[list[Continuation]]:
     """Sample `n` continuations of every prompt.
+
+    `generator`: one stream for the batch, or one per continuation (prompt-major: prompt p's sample s is
+    row p*n+s), which makes every continuation independent of the batch it is decoded in.
 
     Each prompt is encoded once and its KV cache repeated for its n samples (HF `generate` with
     num_return_sequences re-encodes it n times); the token prefix all prompts share (their few-shot
@@ -198,20 +268,22 @@ def sample_continuations(lm: LoadedModel, prompts: list[str], n: int, params: Sa
     rows = len(prompts) * n
     generated: list[list[int]] = [[] for _ in range(rows)]
     finish: list[str | None] = [None] * rows
+    ended_by_eos = [False] * rows
     texts: list[str | None] = [None] * rows             # set when a stop string cut the text
     active = torch.arange(rows, device=device)          # original row index of each batch row
     eos = lm.eos_token_ids
     for step in range(params.max_new_tokens):
-        tokens = sample_next(logits, params, generator)
+        streams = [generator[row] for row in active.tolist()] if isinstance(generator, list) else generator
+        tokens = sample_next(logits, params, streams)
         keep = []
         for batch_row, (row, token) in enumerate(zip(active.tolist(), tokens.tolist())):
             generated[row].append(token)
             if token in eos:
-                finish[row] = "stop"
+                finish[row], ended_by_eos[row] = "stop", True
                 generated[row].pop()                    # EOS is not part of the text
             elif params.stop:
                 text = tok.decode(generated[row], skip_special_tokens=True)
-                cut = _find_stop(text, params.stop)
+                cut = _find_stop(text, params.stop, prompts[row // n], params.stop_rule)
                 if cut >= 0:
                     finish[row], texts[row] = "stop", text[:cut]
             if finish[row] is None and step + 1 == params.max_new_tokens:
@@ -234,6 +306,7 @@ def sample_continuations(lm: LoadedModel, prompts: list[str], n: int, params: Sa
                 text = tok.decode(generated[row], skip_special_tokens=True)
             # the shared prefix is charged to the first prompt, which encoded it
             prefill = 0 if s else length if p == 0 else length - shared
-            group.append(Continuation(text, generated[row], finish[row] or "length", length, prefill))
+            group.append(Continuation(text, generated[row], finish[row] or "length", length, prefill,
+                                      ended_by_eos[row]))
         results.append(group)
     return results

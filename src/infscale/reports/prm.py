@@ -14,16 +14,20 @@ from infscale.estimators import auroc, auroc_ci
 from infscale.io import read_json, read_jsonl
 from infscale.reports.tables import write_table
 
+# the trained head's AUROCs, then the untrained policy's own step scores (mean / min token log-prob) on the
+# same labels: the head earns credit only for what it adds to these
 TRAINED_MEASURES = ("step_auroc", "reference_step_auroc", "final_auroc_last", "final_auroc_min",
-                    "baseline_step_auroc")
+                    "untrained_mean_step_auroc", "untrained_min_step_auroc",
+                    "untrained_mean_reference_step_auroc", "untrained_min_reference_step_auroc")
 # how a response's step scores become one number: three of the aggregation's weights
 POOL_SCORES = ("last", "min", "mean")
 
 
 def trained_quality(paths: Sequence[str | Path]) -> pd.DataFrame:
     """One row per trained value head (its `quality.json`, written by `train_value_head`)."""
-    columns = ["scorer", "dataset", "model", "features", "n_fit_problems", "n_heldout_problems",
-               "n_heldout_steps", "heldout_solution_accuracy", "heldout_positive_steps"]
+    columns = ["scorer", "dataset", "model", "features", "l2", "selected_by", "n_fit_problems",
+               "n_validation_problems", "n_heldout_problems", "n_heldout_steps", "heldout_solution_accuracy",
+               "heldout_positive_steps"]
     for name in TRAINED_MEASURES:
         columns += [name, f"{name}_lo", f"{name}_hi"]
     columns.append("fit_step_auroc")
@@ -64,7 +68,8 @@ def write_prm_quality(trained_paths: Sequence[str | Path], runs: Sequence[Sequen
                       csv_path: str | Path, md_path: str | Path, pool_csv_path: str | Path,
                       pool_md_path: str | Path, seed: int = 0) -> None:
     write_table(trained_quality(trained_paths), csv_path, md_path,
-                "Value-head PRMs on held-out training problems: step and final-answer AUROC, 95% CI over problems",
+                "Value-head PRMs on held-out training problems: step and final-answer AUROC, and the untrained "
+                "policy's mean / min token log-prob on the same labels, 95% CI over problems",
                 floatfmt=".3f")
     write_table(pool_quality(runs, graded_paths, score_paths, seed), pool_csv_path, pool_md_path,
                 "PRM scores on the evaluation pools: final-answer AUROC, 95% CI over questions", floatfmt=".3f")

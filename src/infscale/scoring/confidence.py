@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ import torch
 
 from infscale.compute import ModelDims, sequence_flops
 from infscale.io import ResumableJsonlWriter, read_json, read_jsonl
+from infscale.fingerprint import job_fingerprint
 from infscale.progress import Progress
 from infscale.prompts import uses_chat_template
 
@@ -235,7 +236,9 @@ def run_labelling(samples_path: str | Path, questions_path: str | Path, labeller
     dims = ModelDims.from_config(spec["config"])
     questions = {q["id"]: q["question"] for q in read_jsonl(questions_path)}
     responses = read_jsonl(samples_path)
-    writer = ResumableJsonlWriter(output, key_fields=("id", "sample"))
+    fingerprint = job_fingerprint(("infscale.scoring.confidence",), {"cfg": asdict(cfg), "device": device},
+                                  [samples_path, questions_path, labeller_spec_path])
+    writer = ResumableJsonlWriter(output, key_fields=("id", "sample"), fingerprint=fingerprint)
     todo = [r for r in responses if (r["id"], r["sample"]) not in writer.done]
     log.info("labeller %s: %d responses, %d already labelled", spec["name"], len(responses), len(responses) - len(todo))
     try:

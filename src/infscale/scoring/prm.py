@@ -8,7 +8,7 @@
   trained on Monte-Carlo rollout labels (`infscale.scoring.prm_train`). When it reads the model that
   generates (tree search), scoring a node costs a dot product: the tree already has both.
 
-Steps are split by `split_steps` (separator configurable; blank pieces join the step before them).
+Steps are split by `split_steps` (separator configurable; blank lines join the step after them, as in tree search).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import torch
 
 from infscale.compute import ModelDims, sequence_flops
 from infscale.io import ResumableJsonlWriter, read_json, read_jsonl
+from infscale.fingerprint import job_fingerprint
 from infscale.progress import Progress
 
 KINDS = ("hub", "value_head")
@@ -55,8 +56,11 @@ class PRMConfig:
     max_new_tokens: int = 64
     stop: list[str] = field(default_factory=lambda: ["\n\n", "Q:"])
     holdout_fraction: float = 0.25       # training problems kept out of the fit, for the quality table
-    l2: float = 1e-2                     # ridge penalty of the value head's logistic regression
-    features: list[str] = field(default_factory=lambda: ["surprisal"])
+    # ridge penalty of the value head's logistic regression, and what it reads (`FEATURES`); lists of
+    # candidates are chosen among on a validation split of the fit problems (never the held-out ones)
+    l2: float | list[float] = 1e-2
+    features: list[str] | list[list[str]] = field(default_factory=lambda: ["surprisal"])
+    validation_fraction: float = 0.25    # of the non-held-out problems, when there are candidates to choose
     prompt: dict[str, Any] = field(default_factory=dict)
     # filled in by the workflow: the trained head / the model spec it reads
     path: str | None = None
@@ -71,9 +75,20 @@ class PRMConfig:
             raise ValueError(f"scorers.{self.name}: a value-head PRM needs `model` (a name under `models:`)")
         if not self.step_separator:
             raise ValueError(f"scorers.{self.name}.step_separator: must be non-empty")
-        if not self.features or set(self.features) - set(FEATURES):
-            raise ValueError(f"scorers.{self.name}.features: expected a non-empty list of {list(FEATURES)}, "
-                             f"got {self.features!r}")
+        if any(not names or set(names) - set(FEATURES) for names in self.feature_sets):
+            raise ValueError(f"scorers.{self.name}.features: expected a non-empty list of {list(FEATURES)} (or a "
+                             f"list of such lists), got {self.features!r}")
+
+    @property
+    def feature_sets(self) -> list[tuple[str, ...]]:
+        """The candidate feature lists (one unless `features` lists several)."""
+        if self.features and all(isinstance(f, (list, tuple)) for f in self.features):
+            return [tuple(f) for f in self.features]
+        return [tuple(self.features)]
+
+    @property
+    def l2_values(self) -> list[float]:
+        return [float(v) for v in self.l2] if isinstance(self.l2, (list, tuple)) else [float(self.l2)]
 
     @classmethod
     def from_config(cls, name: str, cfg: dict[str, Any]) -> "PRMConfig":
@@ -84,36 +99,39 @@ class PRMConfig:
         return cls(name=name, **cfg)
 
 
-def split_steps(text: str, separator: str = "\n") -> list[str]:
-    """Steps of a solution, each keeping its trailing separator so that "".join(steps) == text.
+def step_end(text: str, separator: str, start: int = 0) -> int:
+    """Where the first step of `text[start:]` ends (just past its separator), or -1 while it goes on.
 
-    Pieces that are only whitespace are glued to the step before them (a blank line is not a step); a
-    leading blank piece is glued to the first step. A text with no content is one (empty) step.
+    A step needs content: a separator with only whitespace before it (a blank line when steps end at "\\n")
+    does not end a step, so blank lines join the step after them. The one rule for tree search (a step ends
+    here), PRM training and PRM scoring (`split_steps`).
     """
     if not separator:
         raise ValueError("step separator must be non-empty")
-    pieces, start = [], 0
+    cut = text.find(separator, start)
+    while cut >= 0 and not text[start:cut].strip():
+        cut = text.find(separator, cut + len(separator))
+    return cut + len(separator) if cut >= 0 else -1
+
+
+def split_steps(text: str, separator: str = "\n") -> list[str]:
+    """Steps of a solution, each keeping its trailing separator so that "".join(steps) == text.
+
+    Steps end where `step_end` says, so whitespace-only pieces (blank lines) join the step after them, as
+    they do in tree search; trailing whitespace joins the last step. A text with no content is one step.
+    """
+    steps, start = [], 0
     while True:
-        cut = text.find(separator, start)
-        if cut < 0:
-            if start < len(text):
-                pieces.append(text[start:])
+        end = step_end(text, separator, start)
+        if end < 0:
             break
-        pieces.append(text[start : cut + len(separator)])
-        start = cut + len(separator)
-    steps: list[str] = []
-    pending = ""
-    for piece in pieces:
-        if not piece.strip():
-            if steps:
-                steps[-1] += piece
-            else:
-                pending += piece
-            continue
-        steps.append(pending + piece)
-        pending = ""
-    if not steps:
-        return [text]
+        steps.append(text[start:end])
+        start = end
+    rest = text[start:]
+    if steps and not rest.strip():
+        steps[-1] += rest
+    elif rest or not steps:
+        steps.append(rest)
     return steps
 
 
@@ -388,7 +406,10 @@ def score_responses(samples_path: str | Path, questions_path: str | Path, scorer
     cfg = PRMConfig.from_config(scorer_cfg.get("name", "prm"), {k: v for k, v in scorer_cfg.items() if k != "name"})
     records = read_jsonl(samples_path)
     question_text = {q["id"]: q["question"] for q in read_jsonl(questions_path)}
-    writer = ResumableJsonlWriter(output, key_fields=("id", "sample"))
+    scorer_files = [f for f in (scorer_cfg.get("path"), scorer_cfg.get("model_spec")) if f and Path(f).is_file()]
+    fingerprint = job_fingerprint(("infscale.scoring.prm",), {"scorer": scorer_cfg, "device": device},
+                                  [samples_path, questions_path, *scorer_files])
+    writer = ResumableJsonlWriter(output, key_fields=("id", "sample"), fingerprint=fingerprint)
     todo = [r for r in records if (r["id"], r["sample"]) not in writer.done]
     copied = [r for r in todo if r.get("step_scores") is not None and r.get("meta", {}).get("scorer") == cfg.name]
     writer.write_many([{"id": r["id"], "sample": r["sample"], "scorer": cfg.name, "step_scores": r["step_scores"],

@@ -10,7 +10,9 @@ labels on part of the problems; the rest (by problem) measure it, with bootstrap
 - step AUROC: step score vs "some completion of this prefix is right" (Math-Shepherd's hard estimate);
 - reference step AUROC: non-final step scores vs "the steps so far repeat the worked solution";
 - final-answer AUROC: the last step's score (and the minimum over steps) vs the solution being right;
-- baseline step AUROC: the untrained mean token log-probability, for reference.
+- the untrained policy's own step scores (mean and min token log-probability) against both step labels:
+  what the head has to beat.
+Where the config lists candidate features / l2 values, a validation split of the fit problems chooses.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from infscale.grading import answers_equivalent, extract_answer
 from infscale.io import read_json, read_jsonl, write_json
 from infscale.models.hf import SamplingParams, load_model, sample_continuations
 from infscale.prompts import PromptConfig, build_prompt
-from infscale.scoring.prm import PRMConfig, ValueHead, path_step_features, split_steps
+from infscale.scoring.prm import FEATURES, PRMConfig, ValueHead, path_step_features, split_steps
 
 log = logging.getLogger(__name__)
 
@@ -116,10 +118,66 @@ def fit_value_head(features: torch.Tensor, labels: torch.Tensor, l2: float, name
     return ValueHead(weight.detach(), float(bias.detach()), mean, std, tuple(names))
 
 
+def _split(problems: list[Any], fraction: float, seed: int, at_least: int = 2) -> tuple[list[Any], list[Any]]:
+    """(kept apart, rest): a seeded random `fraction` of the problems (at least `at_least`), both in input order."""
+    order = list(range(len(problems)))
+    random.Random(seed).shuffle(order)
+    n_apart = max(at_least, round(fraction * len(problems)))
+    apart = set(order[:n_apart])
+    return [p for i, p in enumerate(problems) if i in apart], [p for i, p in enumerate(problems) if i not in apart]
+
+
+def _columns(features: torch.Tensor, computed: tuple[str, ...], wanted: tuple[str, ...], d_model: int) -> torch.Tensor:
+    """The columns of `wanted` features out of a matrix of `computed` ones (`step_features` order)."""
+    widths = {"hidden": d_model, "surprisal": SURPRISAL_COLUMNS}
+    start, where = 0, {}
+    for name in computed:
+        where[name] = slice(start, start + widths[name])
+        start += widths[name]
+    return torch.cat([features[:, where[name]] for name in wanted], dim=1)
+
+
+# `step_surprisal`'s columns: mean log-prob of all tokens, of number tokens, min of all, of number tokens
+SURPRISAL_COLUMNS = 4
+UNTRAINED_SCORES = {"mean": 0, "min": 2}    # the untrained policy's own step scores: surprisal columns
+
+
+def _step_auroc_labels(solutions: list[dict[str, Any]], by: str) -> tuple[list[list[bool]], list[int]]:
+    """Per-solution step labels and the step positions they cover: `step_auroc` labels every step by "some
+    Monte-Carlo completion is right"; `reference_step_auroc` non-final steps by "still on the worked solution"."""
+    if by == "reference_step_auroc":
+        return [s["on_reference"] for s in solutions], [len(s["steps"]) - 1 for s in solutions]
+    return [[v > 0 for v in s["values"]] for s in solutions], [len(s["steps"]) for s in solutions]
+
+
+def _choose_head(fit: list[dict[str, Any]], x_fit: torch.Tensor, validation: list[dict[str, Any]],
+                 x_validation: list[torch.Tensor], computed: tuple[str, ...], d_model: int,
+                 cfg: PRMConfig) -> tuple[tuple[str, ...], float, str, list[dict[str, Any]]]:
+    """The candidate (features, l2) whose head, fitted on `fit`, ranks `validation`'s steps best: by the
+    worked-solution labels where every validation problem has them, else by the Monte-Carlo labels."""
+    by = ("reference_step_auroc" if all(s["on_reference"] is not None for s in validation) else "step_auroc")
+    labels, n_steps = _step_auroc_labels(validation, by)
+    y_fit = torch.tensor([v for s in fit for v in s["values"]], dtype=torch.float32)
+    tried = []
+    for names in cfg.feature_sets:
+        for l2 in cfg.l2_values:
+            head = fit_value_head(_columns(x_fit, computed, names, d_model), y_fit, l2, names)
+            scores = [head(_columns(f, computed, names, d_model)).tolist()[:n] for f, n in zip(x_validation, n_steps)]
+            tried.append({"features": "+".join(names), "l2": l2,
+                          "validation_auroc": auroc([v for s in scores for v in s], [v for s in labels for v in s])})
+    finite = [t for t in tried if t["validation_auroc"] == t["validation_auroc"]]   # NaN: one class only
+    best = max(finite, key=lambda t: t["validation_auroc"]) if finite else tried[0]
+    return tuple(best["features"].split("+")), best["l2"], by, tried
+
+
 def train_value_head(train_path: str | Path, model_spec_path: str | Path, scorer_cfg: dict[str, Any],
                      head_output: str | Path, quality_output: str | Path, *, dataset: str, seed: int = 42,
                      device: str = "auto", threads: int | None = None) -> dict[str, Any]:
-    """Rollouts, labels, fit and held-out quality of a value-head PRM; writes the head and quality JSON."""
+    """Rollouts, labels, fit and held-out quality of a value-head PRM; writes the head and quality JSON.
+
+    Training problems split three ways: held-out ones (`holdout_fraction`) only measure the final head; where
+    the config lists candidate features or l2 values, a validation part of the rest (`validation_fraction`)
+    chooses among them (`_choose_head`) and the chosen head is refitted on fit + validation problems."""
     if threads:
         torch.set_num_threads(threads)
     cfg = PRMConfig.from_config(scorer_cfg.get("name", "prm"),
@@ -128,60 +186,80 @@ def train_value_head(train_path: str | Path, model_spec_path: str | Path, scorer
     questions = read_jsonl(train_path)
     n_shots = prompt_cfg.n_shots if prompt_cfg.style.startswith("fewshot") else 0
     shots, problems = questions[:n_shots], questions[n_shots:]
-    if len(problems) < 4:
+    choosing = len(cfg.feature_sets) * len(cfg.l2_values) > 1
+    if len(problems) < (6 if choosing else 4):
         raise ValueError(f"{train_path}: {len(problems)} training problems after {n_shots} exemplars; "
                          f"raise datasets.{dataset}.n_train")
-    order = list(range(len(problems)))
-    random.Random(seed).shuffle(order)
-    n_held = max(2, round(cfg.holdout_fraction * len(problems)))
-    held = [problems[i] for i in sorted(order[:n_held])]
-    fit = [problems[i] for i in sorted(order[n_held:])]
+    held, rest = _split(problems, cfg.holdout_fraction, seed)
+    validation, fit = _split(rest, cfg.validation_fraction, seed + 1) if choosing else ([], rest)
 
     spec = read_json(model_spec_path)
     lm = load_model(spec, device=device, dtype=spec.get("dtype", "auto"))
+    d_model = lm.model.config.hidden_size
     generator = torch.Generator(device=lm.device).manual_seed(seed)
     began = time.perf_counter()
     fit_solutions = rollout_labels(lm, fit, shots, cfg, generator)
+    validation_solutions = rollout_labels(lm, validation, shots, cfg, generator) if validation else []
     held_solutions = rollout_labels(lm, held, shots, cfg, generator)
     rollout_seconds = time.perf_counter() - began
-    log.info("rollouts: %d + %d solutions in %.1f s", len(fit_solutions), len(held_solutions), rollout_seconds)
+    log.info("rollouts: %d + %d + %d solutions in %.1f s", len(fit_solutions), len(validation_solutions),
+             len(held_solutions), rollout_seconds)
 
-    def featurise(solutions, features=cfg.features):
+    # every feature any candidate reads, plus the surprisal the untrained scores are, computed once
+    wanted = {name for names in cfg.feature_sets for name in names} | {"surprisal"}
+    computed = tuple(name for name in FEATURES if name in wanted)
+
+    def featurise(solutions):
         feats, _ = path_step_features(lm, [s["prompt"] for s in solutions], [s["steps"] for s in solutions],
-                                      features, cfg.batch_size)
+                                      computed, cfg.batch_size)
         return feats
 
-    x = torch.cat(featurise(fit_solutions))
+    fit_features = featurise(fit_solutions)
+    selection: list[dict[str, Any]] = []
+    selected_by = None
+    if choosing:
+        validation_features = featurise(validation_solutions)
+        names, l2, selected_by, selection = _choose_head(fit_solutions, torch.cat(fit_features), validation_solutions,
+                                                         validation_features, computed, d_model, cfg)
+        log.info("chose features %s, l2 %g by validation %s: %s", names, l2, selected_by, selection)
+        fit_solutions, fit_features = fit_solutions + validation_solutions, fit_features + validation_features
+    else:
+        names, l2 = cfg.feature_sets[0], cfg.l2_values[0]
+    x = _columns(torch.cat(fit_features), computed, names, d_model)
     y = torch.tensor([v for s in fit_solutions for v in s["values"]], dtype=torch.float32)
-    head = fit_value_head(x, y, cfg.l2, cfg.features)
+    head = fit_value_head(x, y, l2, names)
     head.save(head_output, scorer=cfg.name, dataset=dataset, model=cfg.model, model_path=spec["path"])
 
     held_features = featurise(held_solutions)
-    held_scores = [head(f).tolist() for f in held_features]
-    # the untrained reference: the policy's mean token log-probability of the step, the first surprisal
-    # column (after the hidden state when that comes first); computed apart only if the head does not read it
-    if "surprisal" in cfg.features:
-        column = 0 if cfg.features[0] == "surprisal" else lm.model.config.hidden_size
-    else:
-        column, held_features = 0, featurise(held_solutions, ["surprisal"])
-    baseline_scores = [f[:, column].tolist() for f in held_features]
+    held_scores = [head(_columns(f, computed, names, d_model)).tolist() for f in held_features]
+    # the untrained policy's own step scores (mean / min token log-probability): what the head must beat
+    offset = d_model if computed[0] == "hidden" else 0
+    untrained = {kind: [f[:, offset + column].tolist() for f in held_features]
+                 for kind, column in UNTRAINED_SCORES.items()}
     problem = [s["id"] for s in held_solutions]
     step_labels = [[v > 0 for v in s["values"]] for s in held_solutions]
     final_right = [[s["correct"]] for s in held_solutions]
     # where the problems come with a step-wise worked solution: non-final steps vs "still on the reference path"
     referenced = [i for i, s in enumerate(held_solutions) if s["on_reference"] is not None]
+
+    def vs_reference(scores):
+        return ([scores[i][:-1] for i in referenced], [held_solutions[i]["on_reference"] for i in referenced],
+                [problem[i] for i in referenced])
+
     measures = {   # name: (scores per path, labels per path, problem of each path)
         "step_auroc": (held_scores, step_labels, problem),
+        "reference_step_auroc": vs_reference(held_scores),
         "final_auroc_last": ([[s[-1]] for s in held_scores], final_right, problem),
         "final_auroc_min": ([[min(s)] for s in held_scores], final_right, problem),
-        "baseline_step_auroc": (baseline_scores, step_labels, problem),
-        "reference_step_auroc": ([held_scores[i][:-1] for i in referenced],
-                                 [held_solutions[i]["on_reference"] for i in referenced],
-                                 [problem[i] for i in referenced]),
     }
+    for kind, scores in untrained.items():
+        measures[f"untrained_{kind}_step_auroc"] = (scores, step_labels, problem)
+        measures[f"untrained_{kind}_reference_step_auroc"] = vs_reference(scores)
     quality = {
-        "scorer": cfg.name, "dataset": dataset, "model": cfg.model, "features": "+".join(cfg.features),
-        "n_fit_problems": len(fit), "n_heldout_problems": len(held),
+        "scorer": cfg.name, "dataset": dataset, "model": cfg.model, "features": "+".join(names), "l2": l2,
+        "selected_by": selected_by, "selection": selection,
+        "n_fit_problems": len(fit) + len(validation), "n_validation_problems": len(validation),
+        "n_heldout_problems": len(held),
         "n_fit_steps": int(len(y)), "n_heldout_steps": sum(map(len, step_labels)),
         "heldout_solution_accuracy": 100.0 * sum(r for [r] in final_right) / len(final_right),
         "heldout_positive_steps": 100.0 * sum(map(sum, step_labels)) / sum(map(len, step_labels)),
@@ -193,4 +271,3 @@ def train_value_head(train_path: str | Path, model_spec_path: str | Path, scorer
         quality[f"{name}_lo"], quality[f"{name}_hi"] = auroc_ci(scores, labels, groups, seed=seed)
     write_json(quality_output, quality)
     return quality
-
