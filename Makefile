@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 CONSTRAINTS := constraints.txt
 LOCK_VENV := .venv-lock
 
-.PHONY: setup run test test-fast lint report lock clean-results models-qwen models-qwen-1.5b seed004-cpu
+.PHONY: setup run test test-fast lint report lock browser-setup browser-check clean-results models-qwen models-qwen-1.5b seed004-cpu
 
 setup: $(VENV)/.installed
 
@@ -65,6 +65,16 @@ lint: setup
 
 report: setup
 	$(BIN)/snakemake --report results/report.html
+
+# headless Chromium from the system package manager (Debian/Ubuntu: the `chromium` package; run as root or with
+# sudo), used only by `make browser-check` and the browser test
+browser-setup:
+	apt-get update && apt-get install -y chromium
+
+# render results/report.html in headless Chromium, assert the headline tables and figures are visible,
+# keep a screenshot in artifacts/ (gitignored)
+browser-check: report
+	$(BIN)/python -m infscale.reports.browser_check results/report.html --screenshot artifacts/report.png
 
 clean-results:
 	rm -rf results figures logs .snakemake

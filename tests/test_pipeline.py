@@ -90,7 +90,8 @@ def test_changing_one_temperature_reruns_only_that_method(tiny_run, tmp_path):
     # nothing upstream or beside it reruns: only tables and figures that read every method's metrics
     upstream = {"prepare_model", "sample_dataset", "train_prm", "score_prm", "label_confidence"}
     assert not upstream & set(jobs)
-    report_rules = {"all", "accuracy_table", "efficiency_table", "label_quality", "prm_quality", "provenance"}
+    report_rules = {"all", "accuracy_table", "efficiency_table", "label_quality", "prm_quality", "provenance",
+                    "headline_tables", "headline_figures", "front_page"}
     assert all(rule in report_rules or rule.startswith("plot_") for rule in jobs), jobs
 
 
@@ -121,6 +122,9 @@ def test_gpu_resource_follows_the_device(tiny_workflow):
     (lambda c: c["runs"][0]["models"].append("gpt-99"), "runs.0.models: 'gpt-99' is not defined"),
     (lambda c: c.update(colour="blue"), "unknown key colour"),
     (lambda c: c["datasets"]["products"].update(source="mmlu"), "datasets.products.source"),
+    (lambda c: c.setdefault("report", {}).update(headline={"nope": "majority"}), "report.headline.nope: no such method"),
+    (lambda c: c.setdefault("report", {}).update(headline={"sample4": "majority@x"}),
+     "report.headline.sample4: 'majority@x' is not"),
 ])
 def test_bad_config_names_the_key(tiny_workflow, mutate, message):
     config = copy.deepcopy(tiny_workflow.config)

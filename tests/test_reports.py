@@ -304,3 +304,9 @@ def test_snakemake_report_builds_html(tiny_run, tmp_path):
     for name in ("accuracy_vs_tflops.png", "accuracy_vs_seconds.png", "efficiency_ranking.png", "efficiency.csv"):
         assert name in html
     assert "compute-optimal frontier" in html and "measures how the accuracy" in html
+    # the first page: the headline table and both headline figures, inlined, before the description (issue 17)
+    front = html.index("infscale-front")
+    assert front < html.index("measures how the accuracy")
+    assert "Efficiency Score" in html and "rank 1 of" in html and "per question" in html
+    for name in ("headline.csv", "headline_accuracy_vs_cost.png", "headline_ranking.png"):
+        assert name in html

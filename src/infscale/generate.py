@@ -9,13 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm import tqdm
 
 from infscale.compute import ModelDims, generation_flops, seed000_sampling_flops
 from infscale.io import ResumableJsonlWriter, read_json, read_jsonl, write_json, write_jsonl
 from infscale.methods import build_config, get_method, method_module
 from infscale.models.hf import load_model
 from infscale.fingerprint import job_fingerprint
+from infscale.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ def run_generation(test_path: str | Path, train_path: str | Path, model_spec_pat
     loaded = method.load(lm, cfg) if method.load and todo else {}   # e.g. a search's PRM: load time too
     load_seconds = lm.load_seconds + (time.perf_counter() - began)
     began = time.perf_counter()
-    with tqdm(total=len(todo), desc=f"{spec['name']}/{method_name}", unit="question") as progress, \
+    with Progress(len(todo), f"{spec['name']}/{method_name}", unit="question") as progress, \
             _explain_out_of_memory(method_name, cfg):
         for records in method.generate(todo, shots, lm, cfg, seed, **loaded):
             for record in records:
@@ -96,7 +96,8 @@ def run_generation(test_path: str | Path, train_path: str | Path, model_spec_pat
                 if "flops_seed000" not in record:
                     record["flops_seed000"] = seed000_sampling_flops(dims, decoding_steps(record))
             writer.write_many(records)
-            progress.update(len({r["id"] for r in records}))
+            progress.update(len({r["id"] for r in records}),
+                            sum(r["n_completion_tokens"] + r["n_thought_tokens"] for r in records))
     generate_seconds = time.perf_counter() - began
     writer.finish(sort_key=lambda r: (r["id"], r["sample"]))
     write_json(timing_output, {

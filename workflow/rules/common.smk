@@ -6,6 +6,7 @@ from infscale.config import check_config_files, cot_scaling_pairs, run_triples, 
 from infscale.io import remove_finished_partials
 from infscale.methods import method_module
 from infscale.provenance import git_state
+from infscale.reports.headline import configured_selections
 
 
 check_config_files(workflow.configfiles)
@@ -137,7 +138,8 @@ def final_outputs():
         "figures/accuracy_vs_tflops.png",
         "figures/accuracy_vs_seconds.png",
         "figures/efficiency_ranking.png",
-    ] + prm_quality_outputs() + labelling_outputs() + cot_scaling_outputs() + quietstar_outputs()
+    ] + prm_quality_outputs() + labelling_outputs() + cot_scaling_outputs() + quietstar_outputs() \
+        + headline_final_outputs()
 
 
 # --- PRM scoring and tree search (score.smk) ---
@@ -212,6 +214,36 @@ def labelling_outputs():
         "figures/reliability.png",
         "figures/confidence_rules_vs_n.png",
         "figures/confidence_cost.png",
+    ]
+
+
+# --- headline tables, figures and the report's first page (headline.smk) ---
+
+HEADLINE = config.get("report", {}).get("headline", {})
+configured_selections(config["methods"], HEADLINE)  # a bad entry stops the run at start, naming its key
+
+
+def headline_outputs():
+    outputs = {
+        "csv": report("results/tables/headline.csv", caption="../report/headline_table.rst", category="Headline"),
+        "md": "results/tables/headline.md",
+    }
+    if runs_with("labellers"):
+        outputs["labelling_csv"] = report("results/tables/headline_labelling.csv",
+                                          caption="../report/headline_labelling.rst", category="Headline")
+        outputs["labelling_md"] = "results/tables/headline_labelling.md"
+    if COT_PAIRS:  # seed 004's tables exist (cot_scaling.smk)
+        outputs["cot_csv"] = report("results/tables/headline_cot.csv", caption="../report/headline_cot.rst",
+                                    category="Headline")
+        outputs["cot_md"] = "results/tables/headline_cot.md"
+    return outputs
+
+
+def headline_final_outputs():
+    return [str(f) for f in headline_outputs().values()] + [
+        "figures/headline_accuracy_vs_cost.png",
+        "figures/headline_ranking.png",
+        "results/report/front_page.html",
     ]
 
 

@@ -6,13 +6,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib.ticker
 import numpy as np
 import pandas as pd
 
 from infscale.estimators import auroc
 from infscale.io import read_json, read_jsonl
-from infscale.reports.plots import distinct_palette, panel_axes, plt, save_figure, sns
+from infscale.reports.plots import distinct_palette, panel_axes, plt, readable_log_axis, save_figure, sns
 from infscale.reports.tables import write_table
 
 # The four rules of the study's accuracy-vs-N figure; best_of_n weighted by a confidence label is BestConf.
@@ -187,11 +186,8 @@ def plot_cost(table: pd.DataFrame, png_path: str | Path) -> None:
             group = group.sort_values("n")
             ax.plot(group[column], group["accuracy"], marker="o", markersize=4, color=palette[curve],
                     linestyle=styles[group["mode"].iloc[0]], label=f"{curve} [{group['mode'].iloc[0]}]")
-        ax.set_xscale("log")
-        ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # minor labels overlap on short ranges
-        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _: f"{x:g}"))
-        ax.set_xlabel(label + " (log)")
+        readable_log_axis(ax.xaxis, data[column])
+        ax.set_xlabel(label + (" (log)" if ax.get_xscale() == "log" else ""))
         ax.set_ylabel("accuracy (%)")
     axes[0].set_title("accuracy vs time: self- (solid) vs proxy-labelled (dashed)", fontsize=9)
     axes[1].set_title("accuracy vs compute", fontsize=9)

@@ -109,6 +109,18 @@ PER_QUESTION = {"tflops": "tflops_per_question", "seconds": "seconds_per_questio
                 "tflops_seed000": "tflops_seed000_per_question"}
 
 
+def per_question_costs(rows: pd.DataFrame) -> pd.DataFrame:
+    """`rows` of an accuracy table with the `PER_QUESTION` columns: each run total / the row's `n_questions`."""
+    for column in ("tflops_seed000", "n_questions"):
+        if column not in rows.columns:
+            raise ValueError(f"accuracy table: missing column {column!r} (written before this column existed?)")
+    n_questions = _numeric(rows.assign(method=rows.apply(_row_label, axis=1)), "n_questions")
+    if (n_questions < 1).any():
+        raise ValueError(f"accuracy table: row {_row_label(rows[n_questions < 1].iloc[0])!r} has n_questions < 1")
+    return rows.assign(**{per_question: pd.to_numeric(rows[total], errors="coerce") / n_questions
+                          for total, per_question in PER_QUESTION.items()})
+
+
 def full_pool_rows(accuracy: pd.DataFrame) -> pd.DataFrame:
     """Each (dataset, model, method, rule, weight) of an accuracy table at its largest N.
 
@@ -136,15 +148,7 @@ def efficiency_report(accuracy: pd.DataFrame, seed_rounding: bool = False,
     Oracle rules (pass@N needs the reference answer: an upper bound, not a method) keep their efficiency but no
     rank (`oracle` column True). Rows are sorted by dataset, model, oracle and rank.
     """
-    rows = full_pool_rows(accuracy)
-    for column in ("tflops_seed000", "n_questions"):
-        if column not in rows.columns:
-            raise ValueError(f"accuracy table: missing column {column!r} (written before this column existed?)")
-    n_questions = _numeric(rows.assign(method=rows.apply(_row_label, axis=1)), "n_questions")
-    if (n_questions < 1).any():
-        raise ValueError(f"accuracy table: row {_row_label(rows[n_questions < 1].iloc[0])!r} has n_questions < 1")
-    for total, per_question in PER_QUESTION.items():
-        rows[per_question] = pd.to_numeric(rows[total], errors="coerce") / n_questions
+    rows = per_question_costs(full_pool_rows(accuracy))
     rows["oracle"] = rows["rule"].isin(oracle_rules)
     tables = []
     for (*_, oracle), group in rows.groupby([*GROUP, "oracle"], sort=False):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import matplotlib
@@ -11,18 +12,19 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter  # noqa: E402
 
 from infscale.reports.efficiency import ORACLE_RULES  # noqa: E402
 
 
-def save_figure(fig: plt.Figure, png_path: str | Path) -> None:
-    """Save as PNG and as a PDF twin beside it (written to temp names, then renamed)."""
+def save_figure(fig: plt.Figure, png_path: str | Path, fixed_size: bool = False) -> None:
+    """Save as PNG and as a PDF twin beside it (written to temp names, then renamed). `fixed_size` keeps the
+    figure's own size (a paper's column width) instead of cropping it to its contents."""
     png_path = Path(png_path)
     png_path.parent.mkdir(parents=True, exist_ok=True)
     for path in (png_path, png_path.with_suffix(".pdf")):
         tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-        fig.savefig(tmp, dpi=150, bbox_inches="tight")
+        fig.savefig(tmp, dpi=200 if fixed_size else 150, bbox_inches=None if fixed_size else "tight")
         tmp.replace(path)
     plt.close(fig)
 
@@ -43,6 +45,29 @@ def panel_axes(data: pd.DataFrame, width: float, height: float):
     sns.set_theme(style="whitegrid")
     fig, axes = plt.subplots(1, len(panels), figsize=(width * len(panels), height), squeeze=False, sharey=True)
     return fig, list(zip(axes[0], panels)), palette
+
+
+def readable_log_axis(axis, values: pd.Series) -> None:
+    """Log scale when `values` span a decade, else a linear axis with at most 5 ticks. Log ticks at 1, 2 and 5 ×
+    10^k over up to two decades (only 10^k beyond), labelled as plain numbers within 0.001-99999 and as powers of
+    ten outside (the default minor labels overlap on short ranges)."""
+    if not _spans_decades(values):
+        axis.set_major_locator(MaxNLocator(5))
+        return
+    positive = values[values > 0]
+    decades = math.log10(positive.max() / positive.min())
+    axis.axes.set_xscale("log") if axis is axis.axes.xaxis else axis.axes.set_yscale("log")
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0) if decades <= 2 else (1.0,)))
+    axis.set_minor_formatter(NullFormatter())
+    axis.set_major_formatter(FuncFormatter(_plain_or_power))
+
+
+def _plain_or_power(x: float, _position=None) -> str:
+    if 1e-3 <= x < 1e5:
+        return f"{x:g}"
+    exponent = math.floor(math.log10(x))
+    mantissa = x / 10 ** exponent
+    return (f"{mantissa:g}×" if round(mantissa, 6) != 1 else "") + f"$10^{{{exponent}}}$"
 
 
 def rule_label(row: pd.Series) -> str:
@@ -135,10 +160,7 @@ def plot_accuracy_vs_cost(table: pd.DataFrame, png_path: str | Path, x: str = "t
             ax.step(front[x], front["accuracy"], where="post", color="black", linewidth=1.2, zorder=5)
             ax.scatter(front[x], front["accuracy"], s=90, facecolors="none", edgecolors="black", linewidths=1.2,
                        zorder=6)
-        if _spans_decades(sub[x]):
-            ax.set_xscale("log")
-        else:
-            ax.xaxis.set_major_locator(MaxNLocator(5))
+        readable_log_axis(ax.xaxis, sub[x])
         ax.set_xlabel(COSTS[x] + (", log scale" if ax.get_xscale() == "log" else ""))
         ax.set_ylabel("accuracy (%)")
         ax.set_title(panel)
@@ -176,9 +198,8 @@ def plot_efficiency_ranking(efficiency: pd.DataFrame, png_path: str | Path) -> N
         sub = long[long["panel"] == panel]
         sns.barplot(data=sub, y="entry", x="value", hue="accounting", orient="h", ax=ax,
                     order=list(dict.fromkeys(sub["entry"])))
-        log = _spans_decades(sub["value"])
-        if log:
-            ax.set_xscale("log")
+        readable_log_axis(ax.xaxis, sub["value"])
+        log = ax.get_xscale() == "log"
         ax.set_xlabel("Efficiency = Acc/TFLOP × Acc/s × 100 (%²/(TFLOP·s))" + (", log scale" if log else ""))
         ax.set_ylabel("")
         ax.set_title(f"{panel}: method and selection rule, rank 1 on top")

@@ -29,10 +29,12 @@ def collect_metrics(paths: Sequence[str | Path]) -> pd.DataFrame:
     return table.sort_values(["dataset", "model", "method", "weight", "rule", "n"], kind="stable").reset_index(drop=True)
 
 
-def read_table(csv_path: str | Path) -> pd.DataFrame:
-    """A table written by `write_table`, with empty text cells (e.g. an unweighted rule's `weight`) as "" not NaN."""
-    table = pd.read_csv(csv_path, dtype={column: str for column in TEXT_COLUMNS})
-    for column in TEXT_COLUMNS:
+def read_table(csv_path: str | Path, text_columns: Sequence[str] = ()) -> pd.DataFrame:
+    """A table written by `write_table`, with empty text cells (e.g. an unweighted rule's `weight`, and any of
+    `text_columns`) as "" not NaN."""
+    columns = (*TEXT_COLUMNS, *text_columns)
+    table = pd.read_csv(csv_path, dtype={column: str for column in columns})
+    for column in columns:
         if column in table.columns:
             table[column] = table[column].fillna("")
     return table

@@ -30,6 +30,7 @@ import torch
 from infscale.compute import ModelDims, sequence_flops
 from infscale.io import ResumableJsonlWriter, read_json, read_jsonl
 from infscale.fingerprint import job_fingerprint
+from infscale.progress import Progress
 from infscale.prompts import uses_chat_template
 
 log = logging.getLogger(__name__)
@@ -244,8 +245,10 @@ def run_labelling(samples_path: str | Path, questions_path: str | Path, labeller
         lm = load_model(spec, device=device, dtype=spec.get("dtype", "auto"))
         log.info("loaded %s on %s in %.1f s", spec["name"], lm.device_name, lm.load_seconds)
         began = time.perf_counter()
-        for records in label_records(lm, dims, questions, todo, cfg, f"conf-{spec['name']}"):
-            writer.write_many(records)
+        with Progress(len(todo), f"label {spec['name']}", unit="response") as progress:
+            for records in label_records(lm, dims, questions, todo, cfg, f"conf-{spec['name']}"):
+                writer.write_many(records)
+                progress.update(len(records), sum(r.get("n_tokens", 0) for r in records))
         log.info("labelled %d responses in %.1f s", len(todo), time.perf_counter() - began)
     except BaseException:
         writer.close()

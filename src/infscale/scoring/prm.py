@@ -24,6 +24,7 @@ import torch
 from infscale.compute import ModelDims, sequence_flops
 from infscale.io import ResumableJsonlWriter, read_json, read_jsonl
 from infscale.fingerprint import job_fingerprint
+from infscale.progress import Progress
 
 KINDS = ("hub", "value_head")
 # what a value head reads at each step: the hidden state at the step's end and/or `step_surprisal`
@@ -416,14 +417,16 @@ def score_responses(samples_path: str | Path, questions_path: str | Path, scorer
     todo = [r for r in todo if not (r.get("step_scores") is not None and r.get("meta", {}).get("scorer") == cfg.name)]
     if todo:
         scorer = load_scorer(cfg, device=device)
-        for start in range(0, len(todo), cfg.batch_size):
-            batch = todo[start : start + cfg.batch_size]
-            steps = [r.get("steps") or split_steps(r["completion"], cfg.step_separator) for r in batch]
-            began = time.perf_counter()
-            scores, flops = scorer.score_paths([question_text[r["id"]] for r in batch], [r["prompt"] for r in batch],
-                                               steps)
-            seconds = time.perf_counter() - began
-            writer.write_many([{
-                "id": r["id"], "sample": r["sample"], "scorer": cfg.name, "step_scores": s, "score": s[-1],
-                "flops": f, "seconds": seconds / len(batch)} for r, s, f in zip(batch, scores, flops)])
+        with Progress(len(todo), f"score {cfg.name}", unit="response") as progress:
+            for start in range(0, len(todo), cfg.batch_size):
+                batch = todo[start : start + cfg.batch_size]
+                steps = [r.get("steps") or split_steps(r["completion"], cfg.step_separator) for r in batch]
+                began = time.perf_counter()
+                scores, flops = scorer.score_paths([question_text[r["id"]] for r in batch],
+                                                   [r["prompt"] for r in batch], steps)
+                seconds = time.perf_counter() - began
+                writer.write_many([{
+                    "id": r["id"], "sample": r["sample"], "scorer": cfg.name, "step_scores": s, "score": s[-1],
+                    "flops": f, "seconds": seconds / len(batch)} for r, s, f in zip(batch, scores, flops)])
+                progress.update(len(batch), sum(r.get("n_completion_tokens", 0) for r in batch))  # tokens scored
     writer.finish(sort_key=lambda r: (r["id"], r["sample"]))
