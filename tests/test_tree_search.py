@@ -599,6 +599,7 @@ def test_a_methods_load_is_load_time_and_its_measured_flops_are_kept(tmp_path, p
     spec = methods.MethodSpec(kind="fake_search", config_class=methods.get_method("rebase").config_class,
                               generate=fake_generate, load=load)
     monkeypatch.setitem(methods.METHODS, "fake_search", spec)
+    monkeypatch.setitem(methods.METHOD_MODULES, "fake_search", "infscale.methods.rebase")  # its code, for the job's fingerprint
     write_jsonl(tmp_path / "test.jsonl", [{"id": "a", "question": "1?", "answer": "1", "meta": {"index": 0}}])
     write_jsonl(tmp_path / "train.jsonl", [])
     generate.run_generation(tmp_path / "test.jsonl", tmp_path / "train.jsonl", prepared_smollm2 / "model.json", "s",
