@@ -38,20 +38,27 @@ def test_no_source_evaluates_strings_as_code(path):
                     or "Strict" in ast.unparse(loader), f"{path}:{node.lineno}: unsafe yaml.{name}"
 
 
+class Refuse(Exception):
+    """Raised by a stand-in loader once it has seen its arguments."""
+
+
+def _capturing(seen: list):
+    """A stand-in for a transformers `from_pretrained` that records `trust_remote_code` and stops."""
+
+    def capture(path, **kwargs):
+        seen.append(kwargs.get("trust_remote_code"))
+        raise Refuse
+
+    return capture
+
+
 def test_trust_remote_code_is_off_unless_the_model_entry_sets_it(tmp_path, monkeypatch):
     import transformers
 
     from infscale.models.hf import load_model
 
     seen = []
-
-    class Refuse(Exception):
-        pass
-
-    def capture(path, **kwargs):
-        seen.append(kwargs.get("trust_remote_code"))
-        raise Refuse
-
+    capture = _capturing(seen)
     monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", capture)
     for spec, expected in (({"name": "m", "source": "local", "path": str(tmp_path)}, False),
                            ({"name": "m", "source": "local", "path": str(tmp_path), "trust_remote_code": True}, True)):
@@ -76,18 +83,10 @@ def test_prepare_model_passes_and_records_trust_remote_code(tmp_path, monkeypatc
     from infscale.models import ModelConfig, prepare_model
 
     calls = []
-
-    class Stop(Exception):
-        pass
-
-    def capture(path, **kwargs):
-        calls.append(kwargs.get("trust_remote_code"))
-        raise Stop
-
-    monkeypatch.setattr(transformers.AutoConfig, "from_pretrained", capture)
+    monkeypatch.setattr(transformers.AutoConfig, "from_pretrained", _capturing(calls))
     (tmp_path / "ckpt").mkdir()
     for trust in (False, True):
-        with caplog.at_level(logging.WARNING), pytest.raises(Stop):
+        with caplog.at_level(logging.WARNING), pytest.raises(Refuse):
             prepare_model(ModelConfig("m", "local", str(tmp_path / "ckpt"), trust_remote_code=trust), tmp_path / "out")
     assert calls == [False, True]
     assert sum("trust_remote_code is true" in r.message for r in caplog.records) == 1
