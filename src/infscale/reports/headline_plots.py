@@ -21,6 +21,7 @@ MAX_SERIES = 6            # methods per panel; the rest are in the all-rules fig
 TOP_RANKED = 10           # bars per ranking panel
 PAPER_WIDTH = 7.0         # inches: a two-column paper's full text width
 PANEL_HEIGHT = 2.6        # inches per dataset/model row
+LEGEND_LABEL_CHARS_3_COLUMNS = 38  # longest legend label that three columns fit across PAPER_WIDTH at 7 pt
 COSTS = {"tflops_per_question": "inference compute per question (TFLOPs)",
          "seconds_per_question": "wall time per question (s)"}
 
@@ -58,8 +59,10 @@ def plot_headline(accuracy: pd.DataFrame, headline: pd.DataFrame, png_path: str 
     if headline.empty:
         raise ValueError("plot_headline: empty headline table")
     panels = _panels(headline)
-    n_entries = sum(len(rows) for _, rows in panels) + 3
-    legend_height = 0.15 + 0.17 * math.ceil(n_entries / 3)  # inches, below the panels
+    labels = [_label(row) for _, rows in panels for _, row in rows.iterrows()]
+    # legend columns that fit the paper width: a selection like `weighted_majority[prm-value-head:last]@16` is long
+    n_columns = 3 if max(map(len, labels)) <= LEGEND_LABEL_CHARS_3_COLUMNS else 2
+    legend_height = 0.15 + 0.17 * math.ceil((len(set(labels)) + 3) / n_columns)  # inches, below the panels
     height = PANEL_HEIGHT * len(panels) + legend_height
     sns.set_theme(style="whitegrid", font_scale=0.8)
     fig, axes = plt.subplots(len(panels), len(COSTS), figsize=(PAPER_WIDTH, height), squeeze=False, sharey="row")
@@ -95,7 +98,7 @@ def plot_headline(accuracy: pd.DataFrame, headline: pd.DataFrame, png_path: str 
                     label="headline point (table row)"),
              Line2D([], [], marker="^", color="grey", markerfacecolor="none", linestyle="",
                     label="oracle pass@N (needs the answer)")]
-    fig.legend(handles=[*handles.values(), *extra], loc="lower center", ncol=3, fontsize=7, frameon=False,
+    fig.legend(handles=[*handles.values(), *extra], loc="lower center", ncol=n_columns, fontsize=7, frameon=False,
                bbox_to_anchor=(0.5, 0.0))
     fig.tight_layout(rect=(0, legend_height / height, 1, 1))
     save_figure(fig, png_path, fixed_size=True)
@@ -123,8 +126,8 @@ def plot_headline_ranking(headline: pd.DataFrame, png_path: str | Path, palette:
         ax.invert_yaxis()
         values = pd.concat([rows["efficiency"], rows["efficiency_low"], rows["efficiency_high"]])
         readable_log_axis(ax.xaxis, values[values > 0])
-        ax.set_xlabel("Efficiency Score (Acc/TFLOP × Acc/Second × 100, per question)"
-                      + (", log" if ax.get_xscale() == "log" else ""))
+        ax.set_xlabel("Efficiency Score per question\n(Acc/TFLOP × Acc/Second × 100"
+                      + (", log axis)" if ax.get_xscale() == "log" else ")"))
         ax.set_title(f"{dataset} / {model}: headline rows, rank 1 on top", fontsize=9)
     fig.tight_layout()
     save_figure(fig, png_path, fixed_size=True)
