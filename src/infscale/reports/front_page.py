@@ -16,6 +16,8 @@ from infscale.reports.tables import read_table
 
 STYLE = """<style>
 .prose:has(#infscale-front) {max-width: 62rem}
+/* Snakemake's report centres the workflow page in a scroll box: a page taller than the screen lost its top */
+.overflow-auto:has(#infscale-front) {align-items: flex-start; justify-content: flex-start}
 #infscale-front {overflow-x: hidden}
 #infscale-front .scroll {overflow-x: auto; max-width: 100%}
 #infscale-front table {border-collapse: collapse; font-size: 12px; margin: 4px 0 2px 0}
