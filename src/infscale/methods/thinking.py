@@ -39,8 +39,8 @@ class QuietStarConfig(SamplingConfig):
     thinker: dict[str, Any] = field(default_factory=dict)   # resolved `thinkers:` entry (+ its weights path)
 
     def __post_init__(self) -> None:
-        if not self.thinker:
-            raise ValueError("a Quiet-STaR method needs `thinker:` (the name of an entry under `thinkers:`)")
+        super().__post_init__()
+        _require_thinker(self.thinker)
 
 
 @dataclass(frozen=True)
@@ -49,8 +49,12 @@ class QuietStarRebaseConfig(RebaseConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if not self.thinker:
-            raise ValueError("a Quiet-STaR method needs `thinker:` (the name of an entry under `thinkers:`)")
+        _require_thinker(self.thinker)
+
+
+def _require_thinker(thinker: dict[str, Any]) -> None:
+    if not thinker:
+        raise ValueError("a Quiet-STaR method needs `thinker:` (the name of an entry under `thinkers:`)")
 
 
 def thinking_model(lm: LoadedModel, thinker: dict[str, Any]) -> tuple[LoadedModel, QuietStarDecoder]:
