@@ -193,12 +193,7 @@ def paired_differences(nll: dict[str, list[float]], n_boot: int = 2000) -> dict[
 
 
 def plot_curves(curves: list[dict], png_path: str | Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from infscale.reports.plots import save_figure
+    from infscale.reports.plots import plt, save_figure  # plots sets the headless backend
 
     steps = [c["step"] for c in curves]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
