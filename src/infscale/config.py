@@ -116,7 +116,7 @@ def _undefined(key: str, name: Any, section: str, config: dict[str, Any]) -> Con
 
 
 def _check_references(config: dict[str, Any]) -> None:
-    """Every name a run, method or scorer uses is defined, and no run lists a name twice."""
+    """Every name a run, method, scorer or thinker uses is defined, and no run lists a name twice."""
     for index, run in enumerate(config["runs"]):
         for key, section in (("datasets", "datasets"), ("models", "models"), ("methods", "methods"),
                              ("scorers", "scorers"), ("labellers", "models")):
@@ -128,11 +128,13 @@ def _check_references(config: dict[str, Any]) -> None:
             if repeated:
                 raise ConfigError(f"config: runs.{index}.{key}: {repeated[0]!r} is listed twice")
     for name, method in config["methods"].items():
-        if "scorer" in method and method["scorer"] not in config.get("scorers", {}):
-            raise _undefined(f"methods.{name}.scorer", method["scorer"], "scorers", config)
-    for name, scorer in config.get("scorers", {}).items():
-        if "model" in scorer and scorer["model"] not in config["models"]:
-            raise _undefined(f"scorers.{name}.model", scorer["model"], "models", config)
+        for key, section in (("scorer", "scorers"), ("thinker", "thinkers")):
+            if key in method and method[key] not in config.get(section, {}):
+                raise _undefined(f"methods.{name}.{key}", method[key], section, config)
+    for section in ("scorers", "thinkers"):
+        for name, entry in config.get(section, {}).items():
+            if "model" in entry and entry["model"] not in config["models"]:
+                raise _undefined(f"{section}.{name}.model", entry["model"], "models", config)
 
 
 def _check_methods(config: dict[str, Any]) -> None:
