@@ -75,7 +75,8 @@ def _models_only_in_slow_tests(request: pytest.FixtureRequest):
 @pytest.fixture(scope="session")
 def prepared_smollm2() -> Path:
     """`resources/models/smollm2-135m` as the prepare_model rule makes it (model.json + checkpoint), cached."""
-    from infscale.models import ModelConfig, prepare_model
+    from infscale.models import ModelConfig
+    from infscale.models.prepare_model import prepare_model
 
     folder = TEST_CACHE / "models" / "smollm2-135m"
     if not (folder / "model.json").exists():
@@ -87,7 +88,8 @@ def prepared_smollm2() -> Path:
 @pytest.fixture(scope="session")
 def prepared_gemma3() -> Path:
     """`resources/models/gemma3-270m` (the embedded Gemma 3 270M base model), prepared once and cached (~1-3 min)."""
-    from infscale.models import ModelConfig, prepare_model
+    from infscale.models import ModelConfig
+    from infscale.models.prepare_model import prepare_model
 
     folder = TEST_CACHE / "models" / "gemma3-270m"
     if not (folder / "model.json").exists():

@@ -14,12 +14,12 @@ import yaml
 from conftest import REPO, Workflow
 from infscale.aggregate import aggregate
 from infscale.compute import ModelDims, sequence_flops
-from infscale.data.sources import DatasetConfig, build_splits, gpqa_record
-from infscale.estimators import auroc
+from infscale.data.sample_dataset import DatasetConfig, build_splits, gpqa_record
+from infscale.stats import auroc
 from infscale.grading import grade_record
 from infscale.io import read_json, read_jsonl, write_json, write_jsonl
-from infscale.reports.confidence import calibration_bins, expected_calibration_error, label_quality
-from infscale.scoring.confidence import (LabellingConfig, build_label_prompt, confidence_from_probs,
+from infscale.reports.label_quality import calibration_bins, expected_calibration_error, label_quality
+from infscale.scoring.label_confidence import (LabellingConfig, build_label_prompt, confidence_from_probs,
                                          digit_token_ids, label_records, run_labelling, split_label_prompt)
 
 LABEL_CONFIG = REPO / "config" / "test-label.yaml"

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from infscale.cli import main
-from infscale.cot_scaling import (INPUT_COLUMNS, OUTPUT_COLUMNS, analyse, cot_scaling_tables, crossover_requests,
+from infscale.reports.cot_scaling import (INPUT_COLUMNS, OUTPUT_COLUMNS, analyse, cot_scaling_tables, crossover_requests,
                                   total_cost)
 
 STUDY_TABLE = Path(__file__).parent / "data" / "seed004" / "study_models.csv"
@@ -130,7 +130,7 @@ def test_pipeline_tables_pair_questions_and_average_tasks(tmp_path):
 
 
 def test_figures_from_the_study_table(tmp_path):
-    from infscale.reports.cot_scaling import plot_cot_improvement, plot_intersecting_lines
+    from infscale.reports.plot_cot_scaling import plot_cot_improvement, plot_intersecting_lines
 
     out = analyse(pd.read_csv(STUDY_TABLE))
     plot_cot_improvement(out, None, tmp_path / "improvement.png")

@@ -1,4 +1,4 @@
-"""The efficiency table (infscale.reports.efficiency) and `infscale efficiency`."""
+"""The efficiency table (infscale.reports.efficiency_table) and `infscale efficiency`."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 from infscale.cli import main
-from infscale.reports.efficiency import efficiency_file, efficiency_table, to_markdown
+from infscale.cli import efficiency_file
+from infscale.reports.efficiency_table import efficiency_table, to_markdown
 
 # DESIGN.md §5, seed 000 (Mistral-7B, 128 GSM8K questions): inputs, then the published Acc/TFLOP, Acc/s, Efficiency
 SEED000 = [
@@ -124,7 +125,7 @@ def test_cli(tmp_path, capsys):
 def test_a_pool_without_generated_tokens_has_no_seed000_efficiency():
     """Seed 000 counts generated tokens only; a greedy run that emitted nothing costs 0 of its FLOPs (measured:
     SmolLM2's standard prompt on the seed 004 multiple-choice task). Ours still ranks it; seed 000's is empty."""
-    from infscale.reports.efficiency import efficiency_report
+    from infscale.reports.efficiency_table import efficiency_report
 
     rows = [{"dataset": "d", "model": "m", "method": method, "rule": "mean", "weight": "", "n": 1,
              "n_questions": 30, "accuracy": acc, "ci_low": 0.0, "ci_high": 50.0, "tflops": 0.36, "seconds": 2.0,

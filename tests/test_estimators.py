@@ -14,17 +14,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from infscale.cli import main
+from infscale.cli import main, vote_file
 from infscale.estimators import (
-    bootstrap_ci,
     expected_best_of_n,
     expected_majority,
     expected_weighted_majority,
     pass_at_n,
     powers_of_two_up_to,
     selection_rows,
-    vote_file,
 )
+from infscale.stats import bootstrap_ci
 
 # ------------------------------------------------------------------ brute-force references (exact rationals)
 

@@ -12,15 +12,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from infscale import grading
-from infscale.cli import main
+from infscale.cli import grade_file, main
+from infscale.grade import grade_responses
 from infscale.grading import (
     answer_kind,
     answers_equivalent,
     extract_answer,
-    grade_file,
     grade_record,
-    grade_records,
-    grade_responses,
     reference_answer,
 )
 from infscale.io import RecordError, read_jsonl
@@ -336,8 +334,8 @@ def test_grade_record_rejects_malformed_records(record, message):
         grade_record(record)
 
 
-def test_grade_records_and_mode_check():
-    graded = grade_records([{"completion": " 1", "reference": "1"}, {"completion": " 2", "reference": "1"}])
+def test_grade_record_and_mode_check():
+    graded = [grade_record(r) for r in ({"completion": " 1", "reference": "1"}, {"completion": " 2", "reference": "1"})]
     assert [r["correct"] for r in graded] == [True, False]
     with pytest.raises(ValueError, match="mode"):
         grade_record({"completion": "1", "reference": "1"}, mode="loose")

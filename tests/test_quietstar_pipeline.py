@@ -101,7 +101,7 @@ def test_training_rule_writes_curves_and_heldout_comparison(quietstar_run):
         assert diff["ci_low"] <= diff["mean"] <= diff["ci_high"] and diff["n_texts"] == 4
     # no evaluation question was trained on
     test_questions = [json.loads(line)["question"] for line in quietstar_run.path("results/data/chain/test.jsonl").open()]
-    log = quietstar_run.path("logs/quietstar/chain/qs/train.log").read_text()
+    log = quietstar_run.path("logs/train_quietstar/chain/qs.log").read_text()
     assert "step 2/2" in log and all(q not in log for q in test_questions)
 
 

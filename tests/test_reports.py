@@ -10,10 +10,11 @@ from conftest import copy_workflow
 from infscale.aggregate import aggregate
 from infscale.compute import ModelDims, seed000_flops_per_token
 from infscale.io import read_json, read_jsonl, write_json, write_jsonl
-from infscale.reports.efficiency import (EFFICIENCY_COLUMNS, efficiency_report, efficiency_report_file,
+from infscale.reports.efficiency_table import (EFFICIENCY_COLUMNS, efficiency_report, efficiency_report_file,
                                          full_pool_rows)
 from infscale.reports.plots import pareto_frontier, plot_accuracy_vs_cost, plot_efficiency_ranking
-from infscale.reports.tables import ACCURACY_COLUMNS, accuracy_table, collect_metrics, read_table
+from infscale.reports.accuracy_table import ACCURACY_COLUMNS, accuracy_table, collect_metrics
+from infscale.reports.tables import read_table
 
 N_PARAMS = 134_515_008
 

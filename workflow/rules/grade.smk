@@ -6,9 +6,9 @@ rule grade:
         "results/graded/{dataset}/{model}/{method}/samples.jsonl",
     params:
         grading=config.get("grading", {}),
-        code=code_hash("infscale.grading"),
+        code=code_hash("infscale.grade"),
     log:
-        "logs/graded/{dataset}/{model}/{method}.log",
+        "logs/grade/{dataset}/{model}/{method}.log",
     conda:
         ENV
     script:

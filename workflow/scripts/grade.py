@@ -1,4 +1,4 @@
-from infscale.grading import grade_responses
+from infscale.grade import grade_responses
 from infscale.pipeline import logged
 
 with logged(snakemake.log[0]):

@@ -236,7 +236,7 @@ def run_labelling(samples_path: str | Path, questions_path: str | Path, labeller
     dims = ModelDims.from_config(spec["config"])
     questions = {q["id"]: q["question"] for q in read_jsonl(questions_path)}
     responses = read_jsonl(samples_path)
-    fingerprint = job_fingerprint(("infscale.scoring.confidence",), {"cfg": asdict(cfg), "device": device},
+    fingerprint = job_fingerprint(("infscale.scoring.label_confidence",), {"cfg": asdict(cfg), "device": device},
                                   [samples_path, questions_path, labeller_spec_path])
     writer = ResumableJsonlWriter(output, key_fields=("id", "sample"), fingerprint=fingerprint)
     todo = [r for r in responses if (r["id"], r["sample"]) not in writer.done]
