@@ -41,10 +41,15 @@ def test_confidence_from_probs_modes_and_squash():
 
 
 def test_labelling_config_names_bad_keys():
-    with pytest.raises(ValueError, match="labelling.mode"):
-        LabellingConfig(mode="vote")
-    with pytest.raises(ValueError, match="labelling.epsilon"):
-        LabellingConfig(epsilon=0.7)
+    from infscale.config import ConfigError, validate_config
+
+    # the keys' bounds are the schema's, checked once at start; the template's fields are the dataclass's
+    for key, value in (("mode", "vote"), ("epsilon", 0.7), ("batch_size", 0)):
+        config = yaml.safe_load((REPO / "config.yaml").read_text())
+        config["labelling"] = {key: value}
+        with pytest.raises(ConfigError, match=f"labelling.{key}"):
+            validate_config(config, REPO / "workflow" / "schemas" / "config.schema.yaml")
+    assert LabellingConfig().mode == "expected" and LabellingConfig().batch_size == 16   # the schema's defaults
     with pytest.raises(ValueError, match=r"\{response\}"):
         LabellingConfig(template="{question} only")
     with pytest.raises(ValueError, match="unknown key"):

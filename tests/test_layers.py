@@ -16,7 +16,7 @@ PACKAGE_ROOT = Path(__file__).resolve().parents[1] / "src" / "infscale"
 # bottom to top; a module may import its own layer and those below it, never one above
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("foundation", ("io", "codehash", "fingerprint", "progress", "pipeline", "lock", "compute", "prompts",
-                    "grading", "steps", "stats", "estimators", "figures")),
+                    "grading", "steps", "stats", "estimators", "figures", "schema")),
     ("data", ("data",)),
     ("models", ("models",)),
     ("scoring", ("scoring",)),

@@ -11,7 +11,10 @@ import pandas as pd
 
 from infscale.estimators import powers_of_two_up_to, selection_rows
 from infscale.io import read_json, read_jsonl, write_json
+from infscale.schema import defaults
 from infscale.steps import STEP_AGGREGATIONS
+
+_DEFAULTS = defaults("aggregate")   # the schema's `aggregate:` section: its bounds and defaults
 
 # the rules every pool is reported by, without weights and once per weight column (estimators.RULES lists
 # every rule the estimators know; estimators.WEIGHTED_RULES those that need weights)
@@ -125,7 +128,8 @@ def n_grid(n_values: Sequence[int], m: int, where: str | Path) -> list[int]:
 def aggregate(graded_path: str | Path, timing_path: str | Path, output: str | Path, *, dataset: str, model: str,
               method: str, n_params: int, weights: Mapping[str, str | Path] | None = None,
               rules: Sequence[str] = REPORTED_RULES, weighted_rules: Sequence[str] = REPORTED_WEIGHTED_RULES,
-              seed: int = 0, exact_limit: int = 1000, n_monte_carlo: int = 1000, n_boot: int = 2000,
+              seed: int = 0, exact_limit: int = _DEFAULTS["exact_limit"],
+              n_monte_carlo: int = _DEFAULTS["n_monte_carlo"], n_boot: int = _DEFAULTS["n_boot"],
               n_values: Sequence[int] | None = None, provenance: str | None = None) -> dict:
     """Accuracy by selection rule at every N of the grid, with the share of the run's cost each row pays.
 

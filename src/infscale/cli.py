@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+from infscale import schema
+
 
 
 # --- file-format adapters: the library's functions on the files a user hands the CLI ---------------------
@@ -191,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check-config", help="validate a config file as the workflow does, without running it")
     check.add_argument("config", help="config YAML")
-    check.add_argument("--schema", default=str(SCHEMA), help="config schema (default: the workflow's)")
+    check.add_argument("--schema", default=str(schema.SCHEMA), help="config schema (default: the workflow's)")
     check.set_defaults(func=_check_config)
 
     cot = commands.add_parser("cot-scaling", help="seed 004: CoT improvement, train-equivalent FLOPs, crossover R*")

@@ -7,6 +7,7 @@ from infscale.io import remove_finished_partials
 from infscale.methods import method_module
 from infscale.provenance import git_state
 from infscale.reports.headline_tables import configured_selections
+from infscale.schema import setting
 
 
 check_config_files(workflow.configfiles)

@@ -5,7 +5,7 @@ rule grade:
     output:
         "results/graded/{dataset}/{model}/{method}/samples.jsonl",
     params:
-        grading=config.get("grading", {}),
+        mode=setting(config, "grading", "mode"),
         code=code_hash("infscale.grade"),
     log:
         "logs/grade/{dataset}/{model}/{method}.log",

@@ -25,7 +25,7 @@ rule efficiency_table:
         csv=report("results/tables/efficiency.csv", caption="../report/efficiency_table.rst", category="Tables"),
         md="results/tables/efficiency.md",
     params:
-        seed_rounding=config.get("report", {}).get("seed_rounding", False),
+        seed_rounding=setting(config, "report", "seed_rounding"),
         code=code_hash("infscale.reports.efficiency_table"),
     log:
         "logs/efficiency_table/efficiency_table.log",
@@ -74,7 +74,7 @@ rule label_quality:
         cost_pdf="figures/confidence_cost.pdf",
     params:
         runs=[list(r) for r in runs_with("labellers")],
-        n_bins=config.get("labelling", {}).get("n_bins", 10),
+        n_bins=setting(config, "labelling", "n_bins"),
         code=code_hash("infscale.reports.label_quality"),
     log:
         "logs/label_quality/label_quality.log",
@@ -127,7 +127,7 @@ rule cot_scaling:
     params:
         runs=cot_scaling_runs(),
         models=config["models"],  # training_tokens D and family of each model
-        n_boot=config.get("aggregate", {}).get("n_boot", 2000),
+        n_boot=setting(config, "aggregate", "n_boot"),
         seed=config["seed"],
         code=code_hash("infscale.reports.cot_scaling"),
     log:
@@ -151,7 +151,7 @@ rule plot_cot_scaling:
         lines=report("figures/intersecting_lines.png", caption="../report/intersecting_lines.rst", category="Seed 004"),
         lines_pdf="figures/intersecting_lines.pdf",
     params:
-        max_requests=config.get("cot_scaling", {}).get("max_requests", 1.0e15),
+        max_requests=setting(config, "cot_scaling", "max_requests"),
         code=code_hash("infscale.reports.plot_cot_scaling"),
     log:
         "logs/plot_cot_scaling/plot_cot_scaling.log",
@@ -177,7 +177,7 @@ rule headline_tables:
     params:
         methods=config["methods"],
         headline=HEADLINE,
-        seed_rounding=config.get("report", {}).get("seed_rounding", False),
+        seed_rounding=setting(config, "report", "seed_rounding"),
         code=code_hash("infscale.reports.headline_tables"),
     log:
         "logs/headline_tables/headline_tables.log",
@@ -219,7 +219,7 @@ rule front_page:
     output:
         "results/report/front_page.html",
     params:
-        n_boot=config.get("aggregate", {}).get("n_boot", 2000),
+        n_boot=setting(config, "aggregate", "n_boot"),
         code=code_hash("infscale.reports.front_page"),
     log:
         "logs/front_page/front_page.log",

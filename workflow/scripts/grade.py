@@ -3,4 +3,4 @@ from infscale.pipeline import logged
 
 with logged(snakemake.log[0]):
     grade_responses(snakemake.input.samples, snakemake.input.questions, snakemake.output[0],
-                    mode=snakemake.params.grading.get("mode", "flexible"))
+                    mode=snakemake.params.mode)

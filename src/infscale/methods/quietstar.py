@@ -36,13 +36,15 @@ sequence (the seed study's evaluation recomputes the full sequence with thoughts
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from infscale.schema import defaults
 
 EMBEDDING_SCALE = 100.0        # official `embedding_scale`: start/end embeddings are stored /100, used ×100
 THOUGHT_INIT_STD_SCALE = 1e-2  # official `thought_init_std_scale` (the unused log-std row)
@@ -453,6 +455,9 @@ class QuietStarDecoder(nn.Module):
 
 # --- a `thinkers:` entry and the wrapper it describes (training and the quietstar methods) ---------------
 
+_DEFAULTS = defaults("thinker")   # the schema's bounds and defaults of a `thinkers:` entry (the official run's)
+
+
 @dataclass(frozen=True)
 class ThinkerConfig:
     """A `thinkers:` entry. Defaults are the official training run's (quiet-star-train.py + modeling_mistral.py:
@@ -462,33 +467,28 @@ class ThinkerConfig:
 
     name: str
     model: str
-    source: str = "train"               # train | official (load ezelikman/quietstar-8-ahead's heads)
-    n_thought_tokens: int = 9
-    n_talk: int = 4
-    n_passes: int = 2
-    thought_temperature: float = 1.0
-    reinforce_temperature: float = 3.0
-    policy_weight: float = 1e6
-    original_loss_weight: float = 0.5
-    learning_rate: float = 1e-6
-    weight_decay: float = 0.001
-    warmup_steps: int = 20
-    max_grad_norm: float = 1.0
-    steps: int = 100
-    batch_size: int = 8                 # texts per step (each run n_passes times)
-    max_length: int = 256               # tokens per text
-    checkpoint_every: int = 10          # steps between resumable checkpoints
-    control: bool = True                # also fine-tune the plain LM on the same texts (the control)
+    source: str = _DEFAULTS["source"]  # train | official (load ezelikman/quietstar-8-ahead's heads)
+    n_thought_tokens: int = _DEFAULTS["n_thought_tokens"]
+    n_talk: int = _DEFAULTS["n_talk"]
+    n_passes: int = _DEFAULTS["n_passes"]
+    thought_temperature: float = _DEFAULTS["thought_temperature"]
+    reinforce_temperature: float = _DEFAULTS["reinforce_temperature"]
+    policy_weight: float = _DEFAULTS["policy_weight"]
+    original_loss_weight: float = _DEFAULTS["original_loss_weight"]
+    learning_rate: float = _DEFAULTS["learning_rate"]
+    weight_decay: float = _DEFAULTS["weight_decay"]
+    warmup_steps: int = _DEFAULTS["warmup_steps"]
+    max_grad_norm: float = _DEFAULTS["max_grad_norm"]
+    steps: int = _DEFAULTS["steps"]
+    batch_size: int = _DEFAULTS["batch_size"]  # texts per step (each run n_passes times)
+    max_length: int = _DEFAULTS["max_length"]  # tokens per text
+    checkpoint_every: int = _DEFAULTS["checkpoint_every"]  # steps between resumable checkpoints
+    control: bool = _DEFAULTS["control"]  # also fine-tune the plain LM on the same texts (the control)
     text: dict[str, Any] = field(default_factory=dict)   # task, task_config, seed, n_train, n_heldout
 
     @classmethod
     def from_config(cls, name: str, cfg: dict[str, Any]) -> "ThinkerConfig":
-        known = {f.name for f in fields(cls)} - {"name"}
-        unknown = sorted(set(cfg) - known)
-        if unknown:
-            raise ValueError(f"thinkers.{name}: unknown key(s) {unknown}; known: {sorted(known)}")
-        if cfg.get("source", "train") not in ("train", "official"):
-            raise ValueError(f"thinkers.{name}.source: expected train|official, got {cfg['source']!r}")
+        """The entry `thinkers.<name>` as the config wrote it (validated by the config schema)."""
         return cls(name=name, **cfg)
 
     def wrapper_settings(self) -> dict[str, Any]:

@@ -27,7 +27,10 @@ from infscale.methods.kv_tree import ExpandStats, Node, encode_prompt, expand
 from infscale.models.hf import LoadedModel, SamplingParams
 from infscale.prompts import PromptConfig, build_prompt
 from infscale.scoring.features import StepReading
+from infscale.schema import defaults
 from infscale.scoring.scorers import PRMConfig, ScorerFiles, StepScorer, load_scorer
+
+_DEFAULTS = defaults("tree_search")   # the schema's bounds and defaults of the search keys
 
 # (scores of the open nodes, width left) -> children per open node, in the order of the scores
 SearchPolicy = Callable[[list[float], int], list[int]]
@@ -47,7 +50,7 @@ class TreeSearchConfig:
     step_separator: str = "\n"          # ends a step; with "{n}" the next step's header, cut off (see step_header)
     step_header: str = ""              # fed before step n >= 2 ("\\nStep {n}:"); part of the step, not sampled
     stop: list[str] = field(default_factory=lambda: ["\n\n", "Q:"])   # ends the whole solution
-    final_test: str = "markers"         # markers: a step stating its answer ends the path | markers_or_number
+    final_test: str = _DEFAULTS["final_test"]  # markers: a step stating its answer ends the path | markers_or_number
     final_markers: list[str] = field(default_factory=list)  # strings that end a path wherever they appear
     min_score: float | None = None      # prune children scoring <= this (rebase.py: 0.1)
     shards: int = 1

@@ -10,6 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from infscale.schema import defaults
+
+
+_DEFAULTS = defaults("model")   # the schema's bounds and defaults of a `models:` entry
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -17,9 +22,9 @@ class ModelConfig:
     source: str
     id: str                                  # embedded registry key, hub id, or local folder
     revision: str | None = None
-    dtype: str = "auto"
+    dtype: str = _DEFAULTS["dtype"]
     training_tokens: float | None = None     # pre-training tokens D (model card), for 6·N·D training FLOPs
-    trust_remote_code: bool = False          # run the model repo's own Python code (only when the entry says so)
+    trust_remote_code: bool = _DEFAULTS["trust_remote_code"]  # run the model repo's own Python code (only when the entry says so)
     family: str | None = None                # model family, for seed 004's per-family fits (cot_scaling)
 
     @classmethod
