@@ -4,7 +4,6 @@ the label -> weights -> aggregation glue, the multiple-choice sources, and a tin
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import pandas as pd
@@ -15,7 +14,6 @@ from conftest import REPO, Workflow
 from infscale.aggregate import aggregate
 from infscale.compute import ModelDims, sequence_flops
 from infscale.data.sample_dataset import DatasetConfig, build_splits, gpqa_record
-from infscale.stats import auroc
 from infscale.grading import grade_record
 from infscale.io import read_json, read_jsonl, write_json, write_jsonl
 from infscale.reports.label_quality import calibration_bins, expected_calibration_error, label_quality
@@ -165,15 +163,6 @@ def test_run_labelling_resumes_from_partial(tmp_path, prepared_smollm2):
 
 
 # ----------------------------------------------------------------------------------------------- quality
-
-
-def test_auroc_matches_hand_computed_pairs():
-    # positives 0.35, 0.8 vs negatives 0.1, 0.4: pairs won 1+1 (0.8) + 1 (0.35 > 0.1) + 0 (0.35 < 0.4) = 3 of 4
-    assert auroc([0.1, 0.4, 0.35, 0.8], [False, False, True, True]) == pytest.approx(0.75)
-    # a tie between a positive and a negative counts half: (1 + 0.5) / 2
-    assert auroc([0.5, 0.5, 0.9], [False, True, True]) == pytest.approx(0.75)
-    assert auroc([0.9, 0.1], [False, True]) == 0.0
-    assert math.isnan(auroc([0.2, 0.3], [True, True]))
 
 
 def test_ece_and_bins_match_hand_computed():

@@ -13,14 +13,13 @@ import yaml
 
 from conftest import REPO, Workflow, run_config
 from infscale.estimators import VOTE_TIE_RTOL
-from infscale.stats import auroc, auroc_ci
 from infscale.io import read_json, read_jsonl
 from infscale.methods import build_config
 from infscale.methods.beam import beam_children
 from infscale.methods.rebase import allocate_children
 from infscale.scoring.features import step_surprisal
 from infscale.scoring.scorers import HubPRM, PRMConfig, ValueHead, ValueHeadPRM
-from infscale.steps import split_steps, step_end
+from infscale.steps import split_steps
 
 SEARCH_CONFIG = REPO / "config" / "test-search-tiny.yaml"
 
@@ -91,46 +90,6 @@ def test_search_configs_check_their_keys():
 
 
 # --- steps and AUROC ------------------------------------------------------------------------------------
-
-def test_split_steps_keeps_separators_and_glues_blank_lines():
-    text = " 4 - 1 = 3\n3 - 7 = -4\n\nThe answer is -4."
-    steps = split_steps(text)
-    assert steps == [" 4 - 1 = 3\n", "3 - 7 = -4\n", "\nThe answer is -4."]   # a blank line starts the next step
-    assert "".join(steps) == text
-    assert split_steps("\n a\n") == ["\n a\n"]
-    assert split_steps("") == [""]
-    assert split_steps("a. ки b. ки", " ки") == ["a. ки", " b. ки"]
-    assert split_steps("a || b || c", " || ") == ["a || ", "b || ", "c"]
-    assert split_steps("a\n \n\t\nb\n\n") == ["a\n", " \n\t\nb\n\n"]  # trailing blanks: the last step
-
-
-@pytest.mark.parametrize(("text", "start", "end"), [
-    ("a\nb", 0, 2), ("\n\na\nb", 0, 4), ("  \n", 0, -1), ("a\n\nb\n", 2, 5), ("ab", 0, -1),
-])
-def test_step_end_needs_content_before_the_separator(text, start, end):
-    assert step_end(text, "\n", start) == end
-
-
-def test_auroc_matches_pairwise_count():
-    rng = np.random.default_rng(0)
-    scores = rng.integers(0, 5, 40).astype(float).tolist()     # many ties
-    labels = (rng.random(40) < 0.4).tolist()
-    pos = [s for s, y in zip(scores, labels) if y]
-    neg = [s for s, y in zip(scores, labels) if not y]
-    pairs = sum((p > n) + 0.5 * (p == n) for p in pos for n in neg) / (len(pos) * len(neg))
-    assert auroc(scores, labels) == pytest.approx(pairs)
-    assert math.isnan(auroc([0.1, 0.2], [True, True]))
-
-
-def test_auroc_ci_resamples_problems():
-    # two problems: one perfectly separated, one with its only positive ranked last
-    scores = [[0.9, 0.1], [0.8, 0.2], [0.3, 0.7]]
-    labels = [[True, False], [True, False], [False, True]]
-    low, high = auroc_ci(scores, labels, ["a", "a", "b"], n_boot=400, seed=1)
-    point = auroc([v for s in scores for v in s], [v for s in labels for v in s])
-    assert 0.0 <= low <= point <= high <= 1.0 and high == 1.0      # resampling "a" only separates perfectly
-    assert auroc_ci(scores, labels, ["a", "a", "b"], n_boot=400, seed=1) == (low, high)   # seeded
-    assert all(math.isnan(v) for v in auroc_ci([[0.1]], [[True]], ["a"], n_boot=10))       # one class only
 
 
 # --- PRMs on a real model -------------------------------------------------------------------------------
