@@ -14,22 +14,21 @@ from infscale.config import (ConfigError, check_config_file, check_config_files,
 DEFAULT = yaml.safe_load((REPO / "config.yaml").read_text())
 
 
-def test_load_config_refuses_duplicate_keys_yte_and_non_mappings(tmp_path):
-    path = tmp_path / "c.yaml"
-    path.write_text("seed: 1\nseed: 2\n")
-    with pytest.raises(ConfigError, match=r"c.yaml:2: duplicate key 'seed' \(first on line 1\)"):
-        load_config(path)
-    path.write_text("__use_yte__: true\nseed: 1\n")
-    with pytest.raises(ConfigError, match="YTE templates"):
-        load_config(path)
-    path.write_text("- 1\n- 2\n")
-    with pytest.raises(ConfigError, match="expected a mapping"):
-        load_config(path)
-    path.write_text("seed: [1\n")
-    with pytest.raises(ConfigError, match="not valid YAML"):
-        check_config_files([path])
-    path.write_text("a: &x {b: 1}\nc:\n  <<: *x\n  b: 2\n")      # a merge key may be overridden
-    assert load_config(path)["c"] == {"b": 2}
+@pytest.mark.parametrize("text, message", [
+    ("seed: 1\nseed: 2\n", r"c.yaml:2: duplicate key 'seed' \(first on line 1\)"),
+    ("__use_yte__: true\nseed: 1\n", "YTE templates"),
+    ("- 1\n- 2\n", "expected a mapping"),
+    ("seed: [1\n", "not valid YAML"),
+])
+def test_load_config_refuses_duplicate_keys_yte_and_non_mappings(tmp_path, text, message):
+    (tmp_path / "c.yaml").write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        check_config_files([tmp_path / "c.yaml"])
+
+
+def test_a_merge_key_may_be_overridden(tmp_path):
+    (tmp_path / "c.yaml").write_text("a: &x {b: 1}\nc:\n  <<: *x\n  b: 2\n")
+    assert load_config(tmp_path / "c.yaml")["c"] == {"b": 2}
 
 
 def test_the_default_config_is_valid_and_errors_are_one_named_line(tmp_path):

@@ -30,7 +30,6 @@ def test_setting_reads_the_config_else_the_schema():
     ("rebase", "infscale.methods.rebase.RebaseConfig"),
     ("dataset", "infscale.data.sample_dataset.DatasetConfig"),
     ("model", "infscale.models.ModelConfig"),
-    ("thinker", "infscale.methods.quietstar.ThinkerConfig"),
     ("labelling", "infscale.scoring.label_confidence.LabellingConfig"),
 ])
 def test_config_dataclasses_take_the_schemas_defaults(definition, cls):
@@ -42,6 +41,14 @@ def test_config_dataclasses_take_the_schemas_defaults(definition, cls):
         if key in fields:
             assert fields[key] == value, f"{name}.{key}"
     assert set(defaults(definition)) & set(fields)
+
+
+def test_a_thinker_entry_is_completed_from_the_schema():
+    from infscale.methods.quietstar import ThinkerConfig
+
+    cfg = ThinkerConfig.from_config("qs", {"model": "m", "steps": 3})
+    assert cfg.steps == 3 and cfg.n_thought_tokens == defaults("thinker")["n_thought_tokens"] == 9
+    assert dataclasses.asdict(cfg) == {"name": "qs", "model": "m", "text": {}, **defaults("thinker"), "steps": 3}
 
 
 def test_the_schema_is_read_once():

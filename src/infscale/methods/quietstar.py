@@ -455,41 +455,40 @@ class QuietStarDecoder(nn.Module):
 
 # --- a `thinkers:` entry and the wrapper it describes (training and the quietstar methods) ---------------
 
-_DEFAULTS = defaults("thinker")   # the schema's bounds and defaults of a `thinkers:` entry (the official run's)
-
-
 @dataclass(frozen=True)
 class ThinkerConfig:
-    """A `thinkers:` entry. Defaults are the official training run's (quiet-star-train.py + modeling_mistral.py:
+    """A `thinkers:` entry, its unset keys filled from the schema's defaults (`from_config`). Those are the
+    official training run's (quiet-star-train.py + modeling_mistral.py:
     n_ahead 12 = start + 9 thought tokens + end + 1, n_ahead_talk 4, n_passes 2, lr 1e-6, AdamW weight decay
     0.001, 20 warm-up steps, gradient norm clip 1, policy_loss_beta 1e6, original_loss_weight 0.5,
     REINFORCE temperature 3, 8 texts per step, 256 tokens, killed after 100 steps)."""
 
     name: str
     model: str
-    source: str = _DEFAULTS["source"]  # train | official (load ezelikman/quietstar-8-ahead's heads)
-    n_thought_tokens: int = _DEFAULTS["n_thought_tokens"]
-    n_talk: int = _DEFAULTS["n_talk"]
-    n_passes: int = _DEFAULTS["n_passes"]
-    thought_temperature: float = _DEFAULTS["thought_temperature"]
-    reinforce_temperature: float = _DEFAULTS["reinforce_temperature"]
-    policy_weight: float = _DEFAULTS["policy_weight"]
-    original_loss_weight: float = _DEFAULTS["original_loss_weight"]
-    learning_rate: float = _DEFAULTS["learning_rate"]
-    weight_decay: float = _DEFAULTS["weight_decay"]
-    warmup_steps: int = _DEFAULTS["warmup_steps"]
-    max_grad_norm: float = _DEFAULTS["max_grad_norm"]
-    steps: int = _DEFAULTS["steps"]
-    batch_size: int = _DEFAULTS["batch_size"]  # texts per step (each run n_passes times)
-    max_length: int = _DEFAULTS["max_length"]  # tokens per text
-    checkpoint_every: int = _DEFAULTS["checkpoint_every"]  # steps between resumable checkpoints
-    control: bool = _DEFAULTS["control"]  # also fine-tune the plain LM on the same texts (the control)
+    source: str  # train | official (load ezelikman/quietstar-8-ahead's heads)
+    n_thought_tokens: int
+    n_talk: int
+    n_passes: int
+    thought_temperature: float
+    reinforce_temperature: float
+    policy_weight: float
+    original_loss_weight: float
+    learning_rate: float
+    weight_decay: float
+    warmup_steps: int
+    max_grad_norm: float
+    steps: int
+    batch_size: int  # texts per step (each run n_passes times)
+    max_length: int  # tokens per text
+    checkpoint_every: int  # steps between resumable checkpoints
+    control: bool  # also fine-tune the plain LM on the same texts (the control)
     text: dict[str, Any] = field(default_factory=dict)   # task, task_config, seed, n_train, n_heldout
 
     @classmethod
     def from_config(cls, name: str, cfg: dict[str, Any]) -> "ThinkerConfig":
-        """The entry `thinkers.<name>` as the config wrote it (validated by the config schema)."""
-        return cls(name=name, **cfg)
+        """The entry `thinkers.<name>` as the config wrote it (validated by the config schema), the keys it
+        leaves out at the schema's defaults."""
+        return cls(name=name, **{**defaults("thinker"), **cfg})
 
     def wrapper_settings(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in ("n_thought_tokens", "n_talk", "n_passes", "thought_temperature",
