@@ -24,12 +24,13 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from infscale.data.sources import VENDORED_GSM8K, DatasetConfig, build_splits
-from infscale.estimators import bootstrap_ci
+from infscale.data.sample_dataset import VENDORED_GSM8K, DatasetConfig, build_splits
+from infscale.stats import bootstrap_ci
 from infscale.generate import run_generation
-from infscale.grading import grade_responses
+from infscale.grade import grade_responses
 from infscale.io import read_jsonl, write_json, write_jsonl
-from infscale.models import ModelConfig, prepare_model
+from infscale.models import ModelConfig
+from infscale.models.prepare_model import prepare_model
 
 TASK = "gsm8k_cot_zeroshot"
 LOCAL_TASK = "gsm8k_cot_zeroshot_local"

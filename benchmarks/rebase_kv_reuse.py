@@ -3,7 +3,7 @@
     python benchmarks/rebase_kv_reuse.py [--checkpoint DIR] [--questions 4] [--width 8]
 
 Both searches run the same questions with the same seeds and PRM (a value head with fixed random weights on
-the policy's hidden states: this measures the search machinery, not the PRM). `infscale.methods.tree.expand`
+the policy's hidden states: this measures the search machinery, not the PRM). `infscale.methods.kv_tree.expand`
 continues every child from its parent's cached KV state; the baseline re-encodes prompt + path of every
 parent before each expansion (what a search built on stateless `generate` calls does), then decodes the same
 way. "tokens processed" counts every token position a forward pass computed.
@@ -18,12 +18,14 @@ from pathlib import Path
 import torch
 
 from infscale.compute import ModelDims
-from infscale.data.sources import DatasetConfig, build_splits
+from infscale.data.sample_dataset import DatasetConfig, build_splits
 from infscale.methods import build_config
-from infscale.methods.tree import ExpandStats, allocate_children, encode_prompt, expand, path_of, run_search
+from infscale.methods.kv_tree import ExpandStats, encode_prompt, expand
+from infscale.methods.rebase import allocate_children
+from infscale.methods.tree import path_of, run_search
 from infscale.models.hf import load_model
 from infscale.prompts import build_prompt
-from infscale.scoring.prm import PRMConfig, ValueHead, ValueHeadPRM
+from infscale.scoring.scorers import PRMConfig, ValueHead, ValueHeadPRM
 
 
 def main() -> None:
@@ -54,7 +56,7 @@ def main() -> None:
     head = ValueHead(torch.randn(d, generator=torch.Generator().manual_seed(0)) * 0.05, 0.0, torch.zeros(d), torch.ones(d),
                      ("hidden",))
     scorer = ValueHeadPRM(PRMConfig("bench", "value_head", model="smollm2-135m"), head, lm, reads_policy=True)
-    cfg = build_config("bench", {"kind": "rebase", "width": args.width, "scorer": {"kind": "value_head"},
+    cfg = build_config("bench", {"kind": "rebase", "width": args.width, "scorer": "bench",
                                  "max_depth": 5, "max_step_tokens": 16, "max_total_tokens": 48,
                                  "prompt": {"style": "fewshot_cot", "n_shots": 3, "chat_template": "never"}})
 

@@ -17,7 +17,8 @@ from pathlib import Path
 import torch
 
 from infscale.data import DatasetConfig, build_splits
-from infscale.models import ModelConfig, prepare_model
+from infscale.models import ModelConfig
+from infscale.models.prepare_model import prepare_model
 from infscale.models.hf import SamplingParams, load_model, sample_continuations
 from infscale.prompts import PromptConfig, build_prompt
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -9,13 +10,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
+
+from infscale.io import read_jsonl
 
 REPO = Path(__file__).resolve().parents[1]
 TEST_CACHE = Path(os.environ.get("INFSCALE_TEST_CACHE", REPO / ".cache-tests"))
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 TINY_CONFIG = REPO / "config" / "test-tiny.yaml"
+SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 
 # --- tests that load a model must be marked slow (`make test-fast` leaves them out) ---
 
@@ -75,7 +80,8 @@ def _models_only_in_slow_tests(request: pytest.FixtureRequest):
 @pytest.fixture(scope="session")
 def prepared_smollm2() -> Path:
     """`resources/models/smollm2-135m` as the prepare_model rule makes it (model.json + checkpoint), cached."""
-    from infscale.models import ModelConfig, prepare_model
+    from infscale.models import ModelConfig
+    from infscale.models.prepare_model import prepare_model
 
     folder = TEST_CACHE / "models" / "smollm2-135m"
     if not (folder / "model.json").exists():
@@ -87,7 +93,8 @@ def prepared_smollm2() -> Path:
 @pytest.fixture(scope="session")
 def prepared_gemma3() -> Path:
     """`resources/models/gemma3-270m` (the embedded Gemma 3 270M base model), prepared once and cached (~1-3 min)."""
-    from infscale.models import ModelConfig, prepare_model
+    from infscale.models import ModelConfig
+    from infscale.models.prepare_model import prepare_model
 
     folder = TEST_CACHE / "models" / "gemma3-270m"
     if not (folder / "model.json").exists():
@@ -169,3 +176,78 @@ def copy_workflow(source: Workflow, destination: Path) -> Workflow:
     """An independent copy of a finished workdir (outputs and Snakemake metadata), to change and rerun."""
     shutil.copytree(source.root, destination, symlinks=True)
     return Workflow(destination, source.config)
+
+
+# --- shared by test_grading.py and the tests of the modules that use it ---
+
+
+GSM8K_TEST = Path(__file__).resolve().parents[1] / "data" / "gsm8k" / "test.jsonl"
+
+
+@pytest.fixture(scope="module")
+def gsm8k_rows() -> list[dict]:
+    return read_jsonl(GSM8K_TEST)
+
+
+def _write_lines(path: Path, lines: list[str]) -> Path:
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return path
+
+
+RESPONSES = [
+    {"id": "a", "sample": 0, "completion": " 18\nQ: more", "answer": "18"},
+    {"id": "a", "sample": 1, "completion": "The answer is 17.", "answer": "18"},
+    {"id": "b", "sample": 0, "completion": "It is 3/4, I think", "answer": "0.75"},
+    {"id": "c", "sample": 0, "completion": "no idea", "answer": "B"},
+]
+
+
+# --- shared by test_estimators.py and the tests of the modules that use it ---
+
+
+POOL_SPEC = {  # question -> (extracted answers, confidences, reference)
+    "q1": (["4", "4", "5", None], [0.9, 0.2, 0.8, 0.1], "4"),
+    "q2": (["x", "y", "y", "y"], [0.3, 0.6, 0.1, 0.2], "x"),
+    "q3": ([None, "7", "7", "8"], [0.5, 0.5, 0.4, 0.9], "7"),
+}
+
+
+def _pool_frame() -> pd.DataFrame:
+    return pd.DataFrame([
+        {"id": qid, "sample": sample, "extracted": a, "correct": a == reference, "confidence": c}
+        for qid, (answers, conf, reference) in POOL_SPEC.items()
+        for sample, (a, c) in enumerate(zip(answers, conf))
+    ])
+
+
+def _write_votes(path, pool: pd.DataFrame, drop_confidence_at: int | None = None):
+    with open(path, "w", encoding="utf-8") as handle:
+        for i, r in enumerate(pool.itertuples()):
+            answer = None if pd.isna(r.extracted) else r.extracted  # pandas stores None as NaN
+            record = {"question_id": r.id, "answer": answer, "correct": bool(r.correct), "confidence": r.confidence}
+            if i == drop_confidence_at:
+                del record["confidence"]
+            handle.write(json.dumps(record) + "\n")
+
+
+# --- shared by test_efficiency.py and the tests of the modules that use it ---
+
+
+SEED000 = [
+    ("Baseline", 10.16, 11.22, 52.47, 0.91, 0.19, 17.29),
+    ("QuietSTaR", 32.03, 12.73, 554.66, 2.52, 0.06, 15.12),
+    ("REBASE+QuietSTaR", 9.38, 4.25, 143.66, 2.21, 0.07, 15.47),
+    ("REBASE w=3", 10.94, 2.35, 8.47, 4.66, 1.29, 601.14),
+    ("REBASE w=6", 10.16, 4.96, 17.82, 2.05, 0.57, 116.85),
+    ("REBASE w=16", 12.50, 13.57, 46.90, 0.92, 0.27, 24.84),
+]
+
+
+def _seed_inputs() -> pd.DataFrame:
+    return pd.DataFrame([row[:4] for row in SEED000], columns=["method", "accuracy", "tflops", "seconds"])
+
+
+# --- shared by test_cot_scaling.py and the tests of the modules that use it ---
+
+
+STUDY_TABLE = Path(__file__).parent / "data" / "seed004" / "study_models.csv"

@@ -72,6 +72,8 @@ CASES = [
      "methods.rebase3.softmax_temperature"),
     ("unknown-method-kind", _set("methods.sample3.kind", "mcts"), "methods.sample3.kind"),
     ("unknown-dataset-source", _set("datasets.chain.source", "mmlu"), "datasets.chain.source"),
+    ("unknown-model-source", _set("models.smollm2-135m.source", "ftp"), "models.smollm2-135m.source"),
+    ("empty-step-separator", _set("methods.rebase3.step_separator", ""), "methods.rebase3.step_separator"),
     ("unknown-embedded-model", _set("models.smollm2-135m.id", "tiny-gpt"), "models.smollm2-135m.id"),
     ("hub-id-offline", _offline_hub_model, "models.mistral-7b.id"),
     ("bad-device", _set("device", "tpu"), "device"),
@@ -173,10 +175,10 @@ GRADED = [{"id": "q1", "sample": s, "completion": "4", "extracted": "4", "correc
 @pytest.mark.parametrize("bad_line, what", [('{"id": "q1", "sample": ', "not valid JSON"),
                                              ("[1, 2]", "expected a JSON object")])
 def test_malformed_jsonl_names_file_and_line_in_every_reader(tmp_path, bad_line, what):
-    from infscale.estimators import vote_file
-    from infscale.grading import grade_file, grade_responses
+    from infscale.cli import grade_file, vote_file
+    from infscale.grade import grade_responses
     from infscale.io import RecordError
-    from infscale.reports.confidence import labelled_pool
+    from infscale.reports.label_quality import labelled_pool
 
     bad = _bad_jsonl(tmp_path / "bad.jsonl", GRADED, bad_line, at=0)
     questions = _bad_jsonl(tmp_path / "questions.jsonl", [{"id": "q1", "question": "2+2", "answer": "4"}],

@@ -69,9 +69,9 @@ def test_editing_the_sampler_reruns_sampling_only(package_copy):
 
 @pytest.mark.parametrize("entry, needed", [
     # the modules the hand-kept lists had lost (issue 14)
-    ("infscale.reports.confidence", "infscale.estimators"),     # label_quality
-    ("infscale.reports.prm", "infscale.aggregate"),              # prm_quality
-    ("infscale.scoring.confidence", "infscale.prompts"),         # label_confidence
+    ("infscale.reports.label_quality", "infscale.stats"),          # label_quality
+    ("infscale.reports.prm_quality", "infscale.steps"),            # prm_quality
+    ("infscale.scoring.label_confidence", "infscale.prompts"),         # label_confidence
 ])
 def test_closure_follows_imports_through_other_modules(entry, needed):
     assert needed in module_closure(entry)

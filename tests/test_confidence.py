@@ -4,7 +4,6 @@ the label -> weights -> aggregation glue, the multiple-choice sources, and a tin
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import pandas as pd
@@ -14,12 +13,11 @@ import yaml
 from conftest import REPO, Workflow
 from infscale.aggregate import aggregate
 from infscale.compute import ModelDims, sequence_flops
-from infscale.data.sources import DatasetConfig, build_splits, gpqa_record
-from infscale.estimators import auroc
+from infscale.data.sample_dataset import DatasetConfig, build_splits, gpqa_record
 from infscale.grading import grade_record
 from infscale.io import read_json, read_jsonl, write_json, write_jsonl
-from infscale.reports.confidence import calibration_bins, expected_calibration_error, label_quality
-from infscale.scoring.confidence import (LabellingConfig, build_label_prompt, confidence_from_probs,
+from infscale.reports.label_quality import calibration_bins, expected_calibration_error, label_quality
+from infscale.scoring.label_confidence import (LabellingConfig, build_label_prompt, confidence_from_probs,
                                          digit_token_ids, label_records, run_labelling, split_label_prompt)
 
 LABEL_CONFIG = REPO / "config" / "test-label.yaml"
@@ -41,10 +39,15 @@ def test_confidence_from_probs_modes_and_squash():
 
 
 def test_labelling_config_names_bad_keys():
-    with pytest.raises(ValueError, match="labelling.mode"):
-        LabellingConfig(mode="vote")
-    with pytest.raises(ValueError, match="labelling.epsilon"):
-        LabellingConfig(epsilon=0.7)
+    from infscale.config import ConfigError, validate_config
+
+    # the keys' bounds are the schema's, checked once at start; the template's fields are the dataclass's
+    for key, value in (("mode", "vote"), ("epsilon", 0.7), ("batch_size", 0)):
+        config = yaml.safe_load((REPO / "config.yaml").read_text())
+        config["labelling"] = {key: value}
+        with pytest.raises(ConfigError, match=f"labelling.{key}"):
+            validate_config(config, REPO / "workflow" / "schemas" / "config.schema.yaml")
+    assert LabellingConfig().mode == "expected" and LabellingConfig().batch_size == 16   # the schema's defaults
     with pytest.raises(ValueError, match=r"\{response\}"):
         LabellingConfig(template="{question} only")
     with pytest.raises(ValueError, match="unknown key"):
@@ -160,15 +163,6 @@ def test_run_labelling_resumes_from_partial(tmp_path, prepared_smollm2):
 
 
 # ----------------------------------------------------------------------------------------------- quality
-
-
-def test_auroc_matches_hand_computed_pairs():
-    # positives 0.35, 0.8 vs negatives 0.1, 0.4: pairs won 1+1 (0.8) + 1 (0.35 > 0.1) + 0 (0.35 < 0.4) = 3 of 4
-    assert auroc([0.1, 0.4, 0.35, 0.8], [False, False, True, True]) == pytest.approx(0.75)
-    # a tie between a positive and a negative counts half: (1 + 0.5) / 2
-    assert auroc([0.5, 0.5, 0.9], [False, True, True]) == pytest.approx(0.75)
-    assert auroc([0.9, 0.1], [False, True]) == 0.0
-    assert math.isnan(auroc([0.2, 0.3], [True, True]))
 
 
 def test_ece_and_bins_match_hand_computed():

@@ -9,11 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from infscale.cli import main
-from infscale.cot_scaling import (INPUT_COLUMNS, OUTPUT_COLUMNS, analyse, cot_scaling_tables, crossover_requests,
+from conftest import STUDY_TABLE
+from infscale.reports.cot_scaling import (INPUT_COLUMNS, analyse, cot_scaling_tables, crossover_requests,
                                   total_cost)
 
-STUDY_TABLE = Path(__file__).parent / "data" / "seed004" / "study_models.csv"
 OLMO_MAIN = "OLMo-1B-0724-hf_main"
 
 
@@ -38,32 +37,6 @@ def test_reproduces_the_olmo_1b_crossover():
     costs = total_cost(row, np.array([1.0, row["crossover_requests"], 1e15]))
     assert costs["cot"][1] == pytest.approx(costs["standard"][1], rel=1e-9)
     assert costs["cot"][0] < costs["standard"][0] and costs["cot"][2] > costs["standard"][2]
-
-
-def test_cli_writes_input_plus_analysis_columns(tmp_path):
-    out_path = tmp_path / "out.csv"
-    assert main(["cot-scaling", "--input", str(STUDY_TABLE), "--output", str(out_path)]) == 0
-    out = pd.read_csv(out_path)
-    assert list(out.columns[: len(INPUT_COLUMNS)]) == INPUT_COLUMNS
-    assert set(OUTPUT_COLUMNS) <= set(out.columns) and "study_train_equivalent_flops" in out.columns
-    # no crossover at R > 0 -> an empty cell
-    assert out.set_index("model").loc["OLMo-1B-0724-hf_step5000-tokens10B", "crossover_requests"] != \
-        out.set_index("model").loc["OLMo-1B-0724-hf_step5000-tokens10B", "crossover_requests"]
-    assert np.allclose(out["train_flops"], 6 * out["params"] * out["training_tokens"])
-    assert np.allclose(out["cot_improvement"], out["accuracy_cot"] - out["accuracy_standard"])
-
-
-def test_cli_names_the_bad_column_and_line(tmp_path, capsys):
-    table = pd.read_csv(STUDY_TABLE).astype({"tokens_cot": object})
-    table.loc[2, "tokens_cot"] = "many"
-    bad = tmp_path / "bad.csv"
-    table.to_csv(bad, index=False)
-    assert main(["cot-scaling", "--input", str(bad), "--output", str(tmp_path / "o.csv")]) == 2
-    err = capsys.readouterr().err
-    assert "line 4" in err and "tokens_cot" in err
-    table.drop(columns=["family"]).to_csv(bad, index=False)
-    assert main(["cot-scaling", "--input", str(bad), "--output", str(tmp_path / "o.csv")]) == 2
-    assert "family" in capsys.readouterr().err
 
 
 def _row(model, family, params, tokens, acc_std, acc_cot, tok_std=10.0, tok_cot=50.0):
@@ -130,7 +103,7 @@ def test_pipeline_tables_pair_questions_and_average_tasks(tmp_path):
 
 
 def test_figures_from_the_study_table(tmp_path):
-    from infscale.reports.cot_scaling import plot_cot_improvement, plot_intersecting_lines
+    from infscale.reports.plot_cot_scaling import plot_cot_improvement, plot_intersecting_lines
 
     out = analyse(pd.read_csv(STUDY_TABLE))
     plot_cot_improvement(out, None, tmp_path / "improvement.png")

@@ -1,26 +1,14 @@
-"""The efficiency table (infscale.reports.efficiency) and `infscale efficiency`."""
+"""The efficiency table (infscale.reports.efficiency_table) and `infscale efficiency`."""
 
 from __future__ import annotations
 
 import pandas as pd
 import pytest
 
-from infscale.cli import main
-from infscale.reports.efficiency import efficiency_file, efficiency_table, to_markdown
+from conftest import SEED000, _seed_inputs
+from infscale.reports.efficiency_table import efficiency_table, to_markdown
 
 # DESIGN.md §5, seed 000 (Mistral-7B, 128 GSM8K questions): inputs, then the published Acc/TFLOP, Acc/s, Efficiency
-SEED000 = [
-    ("Baseline", 10.16, 11.22, 52.47, 0.91, 0.19, 17.29),
-    ("QuietSTaR", 32.03, 12.73, 554.66, 2.52, 0.06, 15.12),
-    ("REBASE+QuietSTaR", 9.38, 4.25, 143.66, 2.21, 0.07, 15.47),
-    ("REBASE w=3", 10.94, 2.35, 8.47, 4.66, 1.29, 601.14),
-    ("REBASE w=6", 10.16, 4.96, 17.82, 2.05, 0.57, 116.85),
-    ("REBASE w=16", 12.50, 13.57, 46.90, 0.92, 0.27, 24.84),
-]
-
-
-def _seed_inputs() -> pd.DataFrame:
-    return pd.DataFrame([row[:4] for row in SEED000], columns=["method", "accuracy", "tflops", "seconds"])
 
 
 def test_seed_rounding_reproduces_seed000_table():
@@ -91,40 +79,10 @@ def test_to_markdown_shows_two_decimals():
     assert "| REBASE w=3 " in text and "601.14" in text and "17.29" in text
 
 
-def test_efficiency_file_writes_csv_and_markdown(tmp_path):
-    source, target = tmp_path / "in.csv", tmp_path / "tables" / "out.csv"
-    _seed_inputs().to_csv(source, index=False)
-    result = efficiency_file(source, target, seed_rounding=True)
-    written = pd.read_csv(target)
-    assert written["efficiency"].round(2).tolist() == [row[6] for row in SEED000]
-    assert written["rank"].tolist() == result["rank"].tolist()
-    assert "601.14" in target.with_suffix(".md").read_text()
-    assert sorted(p.name for p in target.parent.iterdir()) == ["out.csv", "out.md"]  # no temp files left
-
-
-def test_cli(tmp_path, capsys):
-    source, target = tmp_path / "in.csv", tmp_path / "out.csv"
-    _seed_inputs().to_csv(source, index=False)
-    assert main(["efficiency", "--input", str(source), "--output", str(target), "--seed-rounding"]) == 0
-    assert pd.read_csv(target)["acc_per_tflop"].tolist() == [row[4] for row in SEED000]
-
-    assert main(["efficiency", "--input", str(source), "--output", str(target)]) == 0
-    assert pd.read_csv(target)["acc_per_tflop"].tolist() == pytest.approx([r[1] / r[2] for r in SEED000])
-
-    _seed_inputs().drop(columns="tflops").to_csv(source, index=False)
-    assert main(["efficiency", "--input", str(source), "--output", str(tmp_path / "bad.csv")]) == 2
-    err = capsys.readouterr().err
-    assert "in.csv" in err and "'tflops'" in err
-    assert not (tmp_path / "bad.csv").exists()
-
-    assert main(["efficiency", "--input", str(tmp_path / "absent.csv"), "--output", str(target)]) == 2
-    assert "absent.csv" in capsys.readouterr().err
-
-
 def test_a_pool_without_generated_tokens_has_no_seed000_efficiency():
     """Seed 000 counts generated tokens only; a greedy run that emitted nothing costs 0 of its FLOPs (measured:
     SmolLM2's standard prompt on the seed 004 multiple-choice task). Ours still ranks it; seed 000's is empty."""
-    from infscale.reports.efficiency import efficiency_report
+    from infscale.reports.efficiency_table import efficiency_report
 
     rows = [{"dataset": "d", "model": "m", "method": method, "rule": "mean", "weight": "", "n": 1,
              "n_questions": 30, "accuracy": acc, "ci_low": 0.0, "ci_high": 50.0, "tflops": 0.36, "seconds": 2.0,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import json
 import math
 from collections import Counter
 from fractions import Fraction
@@ -14,16 +13,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from infscale.cli import main
+from conftest import POOL_SPEC, _pool_frame
 from infscale.estimators import (
-    bootstrap_ci,
     expected_best_of_n,
     expected_majority,
     expected_weighted_majority,
     pass_at_n,
     powers_of_two_up_to,
     selection_rows,
-    vote_file,
 )
 
 # ------------------------------------------------------------------ brute-force references (exact rationals)
@@ -217,36 +214,7 @@ def test_powers_of_two():
         powers_of_two_up_to(0)
 
 
-def test_bootstrap_ci():
-    values = np.random.default_rng(0).normal(50, 10, 200)
-    low, high = bootstrap_ci(values)
-    assert low < values.mean() < high
-    assert high - low == pytest.approx(2 * 1.96 * values.std() / math.sqrt(200), rel=0.2)
-    assert bootstrap_ci(values, seed=3) == bootstrap_ci(values, seed=3)
-    assert bootstrap_ci([42.0]) == (42.0, 42.0)
-    assert bootstrap_ci([1.0, 1.0, 1.0]) == (1.0, 1.0)
-    with pytest.raises(ValueError, match="non-empty"):
-        bootstrap_ci([])
-    with pytest.raises(ValueError, match="level"):
-        bootstrap_ci([1.0, 2.0], level=1.5)
-
-
 # ---------------------------------------------------------------------------------- tables and CLI
-
-
-POOL_SPEC = {  # question -> (extracted answers, confidences, reference)
-    "q1": (["4", "4", "5", None], [0.9, 0.2, 0.8, 0.1], "4"),
-    "q2": (["x", "y", "y", "y"], [0.3, 0.6, 0.1, 0.2], "x"),
-    "q3": ([None, "7", "7", "8"], [0.5, 0.5, 0.4, 0.9], "7"),
-}
-
-
-def _pool_frame() -> pd.DataFrame:
-    return pd.DataFrame([
-        {"id": qid, "sample": sample, "extracted": a, "correct": a == reference, "confidence": c}
-        for qid, (answers, conf, reference) in POOL_SPEC.items()
-        for sample, (a, c) in enumerate(zip(answers, conf))
-    ])
 
 
 def test_selection_rows_average_per_question_estimates():
@@ -301,59 +269,6 @@ def test_selection_rows_errors():
     inconsistent.loc[1, "correct"] = False  # q1's second "4" graded wrong
     with pytest.raises(ValueError, match=r"question 'q1'.*'4' is graded both correct and incorrect"):
         selection_rows(inconsistent, ["majority"], [2])
-
-
-def _write_votes(path, pool: pd.DataFrame, drop_confidence_at: int | None = None):
-    with open(path, "w", encoding="utf-8") as handle:
-        for i, r in enumerate(pool.itertuples()):
-            answer = None if pd.isna(r.extracted) else r.extracted  # pandas stores None as NaN
-            record = {"question_id": r.id, "answer": answer, "correct": bool(r.correct), "confidence": r.confidence}
-            if i == drop_confidence_at:
-                del record["confidence"]
-            handle.write(json.dumps(record) + "\n")
-
-
-@pytest.mark.parametrize("rule", ["majority", "weighted_majority", "best_conf", "pass"])
-def test_vote_cli_matches_selection_rows(tmp_path, capsys, rule):
-    pool = _pool_frame()
-    path = tmp_path / "responses.jsonl"
-    _write_votes(path, pool)
-    assert main(["vote", "--input", str(path), "--n", "2", "--rule", rule]) == 0
-    result = json.loads(capsys.readouterr().out)
-    (row,) = selection_rows(pool, [rule], [2], weight_column="confidence")
-    assert result == {"rule": rule, "n": 2, "n_questions": 3, "accuracy": pytest.approx(row["accuracy"]),
-                      "ci_low": pytest.approx(row["ci_low"]), "ci_high": pytest.approx(row["ci_high"]),
-                      "exact": True, "stderr": 0.0}
-    assert vote_file(path, n=2, rule=rule)["accuracy"] == pytest.approx(row["accuracy"])
-
-
-def test_vote_cli_monte_carlo_flags(tmp_path, capsys):
-    pool = _pool_frame()
-    path = tmp_path / "responses.jsonl"
-    _write_votes(path, pool)
-    args = ["vote", "--input", str(path), "--n", "2", "--rule", "weighted_majority", "--exact-limit", "1",
-            "--monte-carlo", "300", "--seed", "4"]
-    assert main(args) == 0
-    result = json.loads(capsys.readouterr().out)
-    assert result["exact"] is False and result["stderr"] > 0
-    assert main(args) == 0
-    assert json.loads(capsys.readouterr().out) == result
-
-
-def test_vote_cli_errors(tmp_path, capsys):
-    pool = _pool_frame()
-    path = tmp_path / "responses.jsonl"
-    _write_votes(path, pool, drop_confidence_at=6)
-    assert main(["vote", "--input", str(path), "--n", "2", "--rule", "best_conf"]) == 2
-    err = capsys.readouterr().err
-    assert "record 7 (question 'q2'): missing key 'confidence'" in err
-    # majority does not need confidence, but N above the pool is an error naming the question
-    assert main(["vote", "--input", str(path), "--n", "5", "--rule", "majority"]) == 2
-    assert "question 'q1' has 4 responses, fewer than N=5" in capsys.readouterr().err
-    path.write_text(json.dumps({"question_id": "q", "answer": 3, "correct": True}) + "\n")
-    assert main(["vote", "--input", str(path), "--n", "1", "--rule", "majority"]) == 2
-    assert "'answer' must be a string or null" in capsys.readouterr().err
-    assert main(["vote", "--input", str(tmp_path / "absent.jsonl"), "--n", "1", "--rule", "majority"]) == 2
 
 
 def test_estimator_argument_errors():

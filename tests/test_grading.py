@@ -2,35 +2,21 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from infscale import grading
-from infscale.cli import main
 from infscale.grading import (
     answer_kind,
     answers_equivalent,
     extract_answer,
-    grade_file,
     grade_record,
-    grade_records,
-    grade_responses,
     reference_answer,
 )
-from infscale.io import RecordError, read_jsonl
-
-GSM8K_TEST = Path(__file__).resolve().parents[1] / "data" / "gsm8k" / "test.jsonl"
-
-
-@pytest.fixture(scope="module")
-def gsm8k_rows() -> list[dict]:
-    return read_jsonl(GSM8K_TEST)
 
 
 # (text, mode, kind, expected)
@@ -336,8 +322,8 @@ def test_grade_record_rejects_malformed_records(record, message):
         grade_record(record)
 
 
-def test_grade_records_and_mode_check():
-    graded = grade_records([{"completion": " 1", "reference": "1"}, {"completion": " 2", "reference": "1"}])
+def test_grade_record_and_mode_check():
+    graded = [grade_record(r) for r in ({"completion": " 1", "reference": "1"}, {"completion": " 2", "reference": "1"})]
     assert [r["correct"] for r in graded] == [True, False]
     with pytest.raises(ValueError, match="mode"):
         grade_record({"completion": "1", "reference": "1"}, mode="loose")
@@ -429,94 +415,6 @@ def test_line_a_marker(text, mode, kind, expected):
 
 
 # ---------------------------------------------------------------------------------------------- files, CLI
-
-
-def _write_lines(path: Path, lines: list[str]) -> Path:
-    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-    return path
-
-
-RESPONSES = [
-    {"id": "a", "sample": 0, "completion": " 18\nQ: more", "answer": "18"},
-    {"id": "a", "sample": 1, "completion": "The answer is 17.", "answer": "18"},
-    {"id": "b", "sample": 0, "completion": "It is 3/4, I think", "answer": "0.75"},
-    {"id": "c", "sample": 0, "completion": "no idea", "answer": "B"},
-]
-
-
-def test_grade_file_round_trip(tmp_path):
-    source = _write_lines(tmp_path / "in.jsonl", [json.dumps(r) for r in RESPONSES])
-    output = tmp_path / "out" / "graded.jsonl"
-    summary = grade_file(source, output)
-    assert summary == {"n": 4, "n_extracted": 3, "n_correct": 2, "accuracy": 50.0}
-    graded = read_jsonl(output)
-    assert [(r["id"], r["sample"], r["extracted"], r["correct"]) for r in graded] == [
-        ("a", 0, "18", True), ("a", 1, "17", False), ("b", 0, "3/4", True), ("c", 0, None, False)]
-    assert sorted(p.name for p in output.parent.iterdir()) == ["graded.jsonl"]  # no temp files left
-
-
-def test_grade_file_strict_and_empty(tmp_path):
-    source = _write_lines(tmp_path / "in.jsonl", [json.dumps(r) for r in RESPONSES])
-    summary = grade_file(source, tmp_path / "strict.jsonl", mode="strict")
-    assert (summary["n_extracted"], summary["n_correct"]) == (1, 0)  # only "The answer is 17." is marked
-    empty = _write_lines(tmp_path / "empty.jsonl", [])
-    assert grade_file(empty, tmp_path / "e.jsonl") == {"n": 0, "n_extracted": 0, "n_correct": 0,
-                                                        "accuracy": None}
-
-
-def test_grade_file_bad_json_names_the_line(tmp_path):
-    source = _write_lines(tmp_path / "in.jsonl", [json.dumps(RESPONSES[0]), "{not json"])
-    with pytest.raises(RecordError, match=r"in\.jsonl:2"):
-        grade_file(source, tmp_path / "out.jsonl")
-    assert not (tmp_path / "out.jsonl").exists()
-
-
-def test_grade_file_missing_field_names_the_record(tmp_path):
-    source = _write_lines(tmp_path / "in.jsonl", [json.dumps(RESPONSES[0]), json.dumps({"id": "z", "answer": "1"})])
-    with pytest.raises(ValueError, match=r"in\.jsonl: record 2: record 'z' has neither 'response'"):
-        grade_file(source, tmp_path / "out.jsonl")
-
-
-def test_grade_responses_joins_questions_by_id(tmp_path, gsm8k_rows):
-    questions = [{"id": "gsm8k-test-0000", "question": gsm8k_rows[0]["question"], "answer": "18"},
-                 {"id": "gsm8k-test-0002", "question": gsm8k_rows[2]["question"], "answer": "70000"}]
-    responses = [{"id": "gsm8k-test-0000", "sample": 0, "completion": " $18.00"},
-                 {"id": "gsm8k-test-0000", "sample": 1, "completion": " 16"},
-                 {"id": "gsm8k-test-0002", "sample": 0, "completion": " 70,000\nQ: next"}]
-    q_path = _write_lines(tmp_path / "test.jsonl", [json.dumps(q) for q in questions])
-    r_path = _write_lines(tmp_path / "samples.jsonl", [json.dumps(r) for r in responses])
-    output = tmp_path / "graded" / "samples.jsonl"
-    summary = grade_responses(r_path, q_path, output)
-    assert summary == {"n": 3, "n_extracted": 3, "n_correct": 2, "accuracy": pytest.approx(200 / 3)}
-    graded = read_jsonl(output)
-    assert [(r["reference"], r["extracted"], r["correct"]) for r in graded] == [
-        ("18", "18", True), ("18", "16", False), ("70000", "70000", True)]
-
-    orphan = _write_lines(tmp_path / "orphan.jsonl", [json.dumps({"id": "nope", "sample": 0, "completion": "1"})])
-    with pytest.raises(ValueError, match=r"orphan\.jsonl: record 1: id 'nope' is not a question"):
-        grade_responses(orphan, q_path, tmp_path / "x.jsonl")
-    no_answer = _write_lines(tmp_path / "bad_q.jsonl", [json.dumps({"id": "gsm8k-test-0000"})])
-    with pytest.raises(ValueError, match=r"bad_q\.jsonl: record 1: question has no 'answer'"):
-        grade_responses(r_path, no_answer, tmp_path / "x.jsonl")
-
-
-def test_cli_grade(tmp_path, capsys):
-    source = _write_lines(tmp_path / "in.jsonl", [json.dumps(r) for r in RESPONSES])
-    output = tmp_path / "graded.jsonl"
-    assert main(["grade", "--input", str(source), "--output", str(output)]) == 0
-    assert json.loads(capsys.readouterr().out) == {"n": 4, "n_extracted": 3, "n_correct": 2, "accuracy": 50.0}
-    assert [r["correct"] for r in read_jsonl(output)] == [True, False, True, False]
-
-    assert main(["grade", "--input", str(source), "--output", str(output), "--mode", "strict"]) == 0
-    assert json.loads(capsys.readouterr().out)["n_extracted"] == 1
-
-
-def test_cli_grade_bad_line(tmp_path, capsys):
-    source = _write_lines(tmp_path / "in.jsonl", [json.dumps(RESPONSES[0]), json.dumps(RESPONSES[1]), "[1, 2"])
-    assert main(["grade", "--input", str(source), "--output", str(tmp_path / "out.jsonl")]) == 2
-    error = capsys.readouterr().err
-    assert "infscale grade: error:" in error and f"{source}:3" in error
-    assert not (tmp_path / "out.jsonl").exists()
 
 
 def test_answer_text_is_read_as_seed000_does():

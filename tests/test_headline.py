@@ -10,11 +10,12 @@ import pytest
 from PIL import Image
 
 from infscale.io import write_json
-from infscale.reports.headline import (Selection, cot_display, cot_table, default_selection, headline_display,
-                                       headline_selections, headline_table, labelling_table, token_split,
+from infscale.reports.headline_tables import (Selection, cot_display, cot_table, default_selection, headline_display,
+                                       headline_selections, headline_table, labelling_table, search_methods, token_split,
                                        write_headline_tables)
-from infscale.reports.headline_plots import MAX_SERIES, PAPER_WIDTH, method_palette, write_headline_figures
-from infscale.reports.tables import accuracy_table, read_table
+from infscale.reports.headline_figures import MAX_SERIES, PAPER_WIDTH, method_palette, write_headline_figures
+from infscale.reports.accuracy_table import accuracy_table
+from infscale.reports.tables import read_table
 
 QUESTIONS = 10
 
@@ -27,10 +28,10 @@ def _row(rule, n, accuracy, m, tflops_full, seconds_full, weight=""):
             "seconds": seconds_full * share, "tokens": 100.0 * share}
 
 
-def _metrics(tmp_path, method, rows, model="small", dataset="products", completion=400, thought=0):
+def _metrics(tmp_path, method, rows, model="small", dataset="products", completion=400, thought=0, search=False):
     path = tmp_path / f"{dataset}-{model}-{method}.json"
     write_json(path, {"dataset": dataset, "model": model, "method": method, "n_questions": QUESTIONS,
-                      "n_samples": max(r["n"] for r in rows), "rows": rows,
+                      "n_samples": max(r["n"] for r in rows), "rows": rows, "search": search,
                       "n_params": 135_000_000, "tokens": {"prompt": 50, "prefill": 50, "completion": completion, "thought": thought},
                       "seconds": {"generate": 1.0, "score": 0.0, "load": 1.0}, "device": "cpu", "torch_threads": 2})
     return path
@@ -48,7 +49,7 @@ def run(tmp_path):
     rebase = [_row(rule, 6, acc, 6, 1.0, 2.0) for rule, acc in (("majority", 50.0), ("pass", 80.0))]
     rebase += [_row("weighted_majority", 6, 55.0, 6, 1.0, 2.0, weight=f"prm-vh:{agg}") for agg in ("last", "min")]
     quiet = [_row(rule, 1, acc, 1, 4.0, 4.0) for rule, acc in (("mean", 20.0), ("majority", 20.0), ("pass", 20.0))]
-    paths = [_metrics(tmp_path, "sample4", sample4), _metrics(tmp_path, "rebase_w6", rebase, completion=300),
+    paths = [_metrics(tmp_path, "sample4", sample4), _metrics(tmp_path, "rebase_w6", rebase, completion=300, search=True),
              _metrics(tmp_path, "quiet", quiet, completion=100, thought=800)]
     accuracy_table(paths, tmp_path / "accuracy.csv", tmp_path / "accuracy.md")
     return tmp_path, paths
@@ -69,14 +70,22 @@ def test_selection_parse_and_errors():
 
 def test_default_selections():
     assert default_selection(METHODS["sample4"], []) == Selection("majority")
-    assert default_selection(METHODS["rebase_w6"], ["prm-vh:last"]) == Selection("weighted_majority", "prm-vh:last")
-    assert default_selection(METHODS["rebase_w6"], []) == Selection("majority")  # leaves not scored
+    assert default_selection(METHODS["rebase_w6"], ["prm-vh:last"], search=True) == \
+        Selection("weighted_majority", "prm-vh:last")
+    assert default_selection(METHODS["rebase_w6"], [], search=True) == Selection("majority")  # leaves not scored
+    # whether a pool is a search is the aggregation's word (metrics.search), not the method's kind
+    assert default_selection(METHODS["rebase_w6"], ["prm-vh:last"]) == Selection("majority")
+
+
+def test_search_methods_read_the_metrics(run):
+    _, paths = run
+    assert search_methods(paths) == {"rebase_w6"}
 
 
 def test_headline_one_row_per_method_ranked_per_question(run):
     root, paths = run
     accuracy = read_table(root / "accuracy.csv")
-    table = headline_table(accuracy, headline_selections(METHODS, {}, accuracy), token_split(paths))
+    table = headline_table(accuracy, headline_selections(METHODS, {}, accuracy, search_methods(paths)), token_split(paths))
     assert len(table) == 3 and list(table["method"]) == ["rebase_w6", "sample4", "quiet"]
     rebase = table.iloc[0]
     assert rebase["selection"] == "weighted_majority[prm-vh:last]@6" and rebase["rank"] == 1

@@ -69,7 +69,7 @@ def test_tiny_run_writes_every_stage(tiny_run):
     assert (tiny_run.path("results/tables/accuracy.md").read_text()).startswith("# Accuracy")
     assert tiny_run.path("figures/accuracy_vs_n.png").stat().st_size > 10_000
     assert tiny_run.path("figures/accuracy_vs_n.pdf").exists()
-    assert "finished in" in tiny_run.path("logs/gen/products/smollm2-135m/sample4/shard-0.log").read_text()
+    assert "finished in" in tiny_run.path("logs/generate/products/smollm2-135m/sample4/shard-0.log").read_text()
 
 
 def test_second_run_does_nothing(tiny_run):
@@ -90,7 +90,7 @@ def test_changing_one_temperature_reruns_only_that_method(tiny_run, tmp_path):
     # nothing upstream or beside it reruns: only tables and figures that read every method's metrics
     upstream = {"prepare_model", "sample_dataset", "train_prm", "score_prm", "label_confidence"}
     assert not upstream & set(jobs)
-    report_rules = {"all", "accuracy_table", "efficiency_table", "label_quality", "prm_quality", "provenance",
+    report_rules = {"all", "accuracy_table", "efficiency_table", "plots", "label_quality", "prm_quality", "provenance",
                     "headline_tables", "headline_figures", "front_page"}
     assert all(rule in report_rules or rule.startswith("plot_") for rule in jobs), jobs
 

@@ -15,8 +15,18 @@ def test_fewshot_and_cot_formats():
 
 
 def test_bad_prompt_options_are_named():
-    with pytest.raises(ValueError, match="prompt.style"):
-        PromptConfig("socratic")
+    from pathlib import Path
+
+    import yaml
+
+    from infscale.config import ConfigError, validate_config
+
+    repo = Path(__file__).resolve().parents[1]
+    config = yaml.safe_load((repo / "config.yaml").read_text())
+    name, method = next(iter(config["methods"].items()))
+    method["prompt"] = {**method.get("prompt", {}), "style": "socratic"}
+    with pytest.raises(ConfigError, match=f"methods.{name}.prompt.style"):    # the schema's check, once
+        validate_config(config, repo / "workflow" / "schemas" / "config.schema.yaml")
     with pytest.raises(ValueError, match="prompt.n_shots=5"):
         build_prompt("q", SHOTS, PromptConfig("fewshot", 5, "never"))
 

@@ -67,12 +67,16 @@ def test_killed_training_resumes_to_the_same_weights(tiny_llama_checkpoint, tmp_
 
 
 def test_bad_thinker_config_names_the_key():
-    from infscale.methods.quietstar import ThinkerConfig
+    """The schema refuses a bad thinker entry, naming its key (ThinkerConfig does not check it again)."""
+    from infscale.config import ConfigError, validate_config
 
-    with pytest.raises(ValueError, match=r"thinkers\.qs: unknown key\(s\) \['n_ahead'\]"):
-        ThinkerConfig.from_config("qs", {"model": "m", "n_ahead": 8})
-    with pytest.raises(ValueError, match=r"thinkers\.qs\.source"):
-        ThinkerConfig.from_config("qs", {"model": "m", "source": "hub"})
+    schema = REPO / "workflow" / "schemas" / "config.schema.yaml"
+    for entry, message in (({"model": "smollm2-135m", "n_ahead": 8}, r"unknown key thinkers\.qs\.n_ahead"),
+                           ({"model": "smollm2-135m", "source": "hub"}, r"thinkers\.qs\.source")):
+        config = yaml.safe_load((REPO / "config.yaml").read_text())
+        config["thinkers"] = {"qs": entry}
+        with pytest.raises(ConfigError, match=message):
+            validate_config(config, schema)
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +105,7 @@ def test_training_rule_writes_curves_and_heldout_comparison(quietstar_run):
         assert diff["ci_low"] <= diff["mean"] <= diff["ci_high"] and diff["n_texts"] == 4
     # no evaluation question was trained on
     test_questions = [json.loads(line)["question"] for line in quietstar_run.path("results/data/chain/test.jsonl").open()]
-    log = quietstar_run.path("logs/quietstar/chain/qs/train.log").read_text()
+    log = quietstar_run.path("logs/train_quietstar/chain/qs.log").read_text()
     assert "step 2/2" in log and all(q not in log for q in test_questions)
 
 

@@ -7,15 +7,14 @@ import pandas as pd
 import pytest
 
 from conftest import copy_workflow
-from infscale.aggregate import aggregate
 from infscale.compute import ModelDims, seed000_flops_per_token
-from infscale.io import read_json, read_jsonl, write_json, write_jsonl
-from infscale.reports.efficiency import (EFFICIENCY_COLUMNS, efficiency_report, efficiency_report_file,
+from infscale.io import read_json, read_jsonl, write_json
+from infscale.reports.efficiency_table import (EFFICIENCY_COLUMNS, efficiency_report, efficiency_report_file,
                                          full_pool_rows)
 from infscale.reports.plots import pareto_frontier, plot_accuracy_vs_cost, plot_efficiency_ranking
-from infscale.reports.tables import ACCURACY_COLUMNS, accuracy_table, collect_metrics, read_table
+from infscale.reports.accuracy_table import ACCURACY_COLUMNS, accuracy_table, collect_metrics
+from infscale.reports.tables import read_table
 
-N_PARAMS = 134_515_008
 
 # --------------------------------------------------------------------------------------------------------
 # the compute-optimal frontier
@@ -194,62 +193,6 @@ def test_figures_write_png_and_pdf(metrics_paths, tmp_path):
         assert png.with_suffix(".pdf").read_bytes().startswith(b"%PDF")
     with pytest.raises(ValueError, match="x must be one of tflops, seconds"):
         plot_accuracy_vs_cost(accuracy, tmp_path / "x.png", x="tokens")
-
-
-# --------------------------------------------------------------------------------------------------------
-# seed 000 accounting in the aggregation
-
-
-def _graded_pool(tmp_path, completion_tokens=(3, 5), n_questions=3):
-    records = []
-    for q in range(n_questions):
-        for sample, n_completion in enumerate(completion_tokens):
-            records.append({"id": f"q{q}", "sample": sample, "extracted": str(sample), "correct": sample == 0,
-                            "n_prompt_tokens": 10, "n_prefill_tokens": 10 if sample == 0 else 0,
-                            "n_completion_tokens": n_completion, "n_thought_tokens": 2,
-                            "flops": {"prefill": 1e9 if sample == 0 else 0.0, "decode": 2e9, "thought": 5e8},
-                            "flops_seed000": 7e8 * (n_completion + 1)})
-    graded, timing = tmp_path / "graded.jsonl", tmp_path / "timing.json"
-    write_jsonl(graded, records)
-    write_json(timing, {"load_seconds": 4.0, "generate_seconds": 6.0, "device": ["cpu", "cuda:0"],
-                        "torch_threads": 2})
-    return graded, timing
-
-
-def test_aggregate_reports_seed000_flops_beside_ours(tmp_path):
-    graded, timing = _graded_pool(tmp_path)
-    metrics = aggregate(graded, timing, tmp_path / "m.json", dataset="d", model="m", method="s", n_params=N_PARAMS,
-                        n_boot=100)
-    assert read_json(tmp_path / "m.json") == metrics
-    seed000 = 3 * 7e8 * (4 + 6)  # the responses' own `flops_seed000`, summed
-    assert metrics["flops_seed000"] == pytest.approx(seed000)
-    assert metrics["n_params"] == N_PARAMS
-    assert (metrics["device"], metrics["torch_threads"], metrics["seconds"]["load"]) == ("cpu+cuda:0", 2, 4.0)
-    for row in metrics["rows"]:
-        assert row["tflops_seed000"] == pytest.approx(seed000 * row["n"] / 2 / 1e12)
-
-
-def test_aggregate_needs_per_response_seed000_flops(tmp_path):
-    graded, timing = _graded_pool(tmp_path)
-    records = read_jsonl(graded)
-    del records[2]["flops_seed000"]
-    write_jsonl(graded, records)
-    with pytest.raises(ValueError, match="graded.jsonl: responses without `flops_seed000`"):
-        aggregate(graded, timing, tmp_path / "m.json", dataset="d", model="m", method="s", n_params=1, n_boot=100)
-
-
-def test_aggregate_n_values_grid_takes_any_n(tmp_path):
-    graded, timing = _graded_pool(tmp_path, completion_tokens=(3, 5, 4, 4, 6, 2))
-    common = dict(dataset="d", model="m", method="s", n_params=1, n_boot=100)
-    metrics = aggregate(graded, timing, tmp_path / "m.json", n_values=[6, 1, 2, 4, 8], **common)
-    assert sorted({r["n"] for r in metrics["rows"]}) == [1, 2, 4, 6]   # seed 000's votes; 8 > M = 6 left out
-    assert sorted({r["n"] for r in aggregate(graded, timing, tmp_path / "d.json", **common)["rows"]}) == [1, 2, 4]
-    majority6 = next(r for r in metrics["rows"] if r["rule"] == "majority" and r["n"] == 6)
-    assert majority6["tflops_seed000"] == pytest.approx(metrics["flops_seed000"] / 1e12)  # N = M: the whole pool
-    with pytest.raises(ValueError, match=r"aggregate.n_values \[8\] has no N <= M = 6"):
-        aggregate(graded, timing, tmp_path / "x.json", n_values=[8], **common)
-    with pytest.raises(ValueError, match="N must be integers >= 1"):
-        aggregate(graded, timing, tmp_path / "x.json", n_values=[0, 2], **common)
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -80,7 +80,8 @@ def test_trust_remote_code_in_a_config_is_warned_about(recwarn):
 def test_prepare_model_passes_and_records_trust_remote_code(tmp_path, monkeypatch, caplog):
     import transformers
 
-    from infscale.models import ModelConfig, prepare_model
+    from infscale.models import ModelConfig
+    from infscale.models.prepare_model import prepare_model
 
     calls = []
     monkeypatch.setattr(transformers.AutoConfig, "from_pretrained", _capturing(calls))

@@ -1,12 +1,16 @@
 """Seed 000's sampling protocol as options: the stop rule on the whole text and the answer phase's input."""
 
+from pathlib import Path
+
 import pytest
+import yaml
 
 from infscale.methods import build_config
 from infscale.methods.sampling import answer_prompt
 from infscale.models.hf import SamplingParams, _find_stop
 
 PROMPT = "Q: Tom has 3 apples.\nA: Let's think step by step."
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_completion_rule_stops_at_the_first_occurrence():
@@ -36,7 +40,12 @@ def test_answer_options_are_checked():
     cfg = build_config("b", {"kind": "sampling", "answer_suffix": " is", "answer_tokens": 12,
                              "stop_rule": "whole_text"})
     assert cfg.answer_params.max_new_tokens == 12 and cfg.answer_params.stop_rule == "whole_text"
-    with pytest.raises(ValueError, match="answer_tokens must be >= 1"):
-        build_config("b", {"kind": "sampling", "answer_suffix": " is", "answer_tokens": 0})
-    with pytest.raises(ValueError, match="answer_suffix: empty"):
-        build_config("b", {"kind": "sampling", "answer_suffix": ""})
+    # their bounds are the schema's (answer_tokens >= 1, a non-empty answer_suffix), checked once, at start
+    from infscale.config import ConfigError, validate_config
+
+    for key, value in (("answer_tokens", 0), ("answer_suffix", "")):
+        config = yaml.safe_load((REPO / "config.yaml").read_text())
+        first = next(iter(m for m in config["methods"].values() if m["kind"] == "sampling"))
+        first[key] = value
+        with pytest.raises(ConfigError, match=key):
+            validate_config(config, REPO / "workflow" / "schemas" / "config.schema.yaml")

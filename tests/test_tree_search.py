@@ -12,11 +12,14 @@ import torch
 import yaml
 
 from conftest import REPO, Workflow, run_config
-from infscale.estimators import VOTE_TIE_RTOL, auroc, auroc_ci
+from infscale.estimators import VOTE_TIE_RTOL
 from infscale.io import read_json, read_jsonl
 from infscale.methods import build_config
-from infscale.methods.tree import allocate_children, beam_children
-from infscale.scoring.prm import HubPRM, PRMConfig, ValueHead, ValueHeadPRM, split_steps, step_end, step_surprisal
+from infscale.methods.beam import beam_children
+from infscale.methods.rebase import allocate_children
+from infscale.scoring.features import step_surprisal
+from infscale.scoring.scorers import HubPRM, PRMConfig, ValueHead, ValueHeadPRM
+from infscale.steps import split_steps
 
 SEARCH_CONFIG = REPO / "config" / "test-search-tiny.yaml"
 
@@ -81,54 +84,12 @@ def test_beam_keeps_top_width_over_beam_width():
 
 def test_search_configs_check_their_keys():
     with pytest.raises(ValueError, match="unknown key"):
-        build_config("r", {"kind": "rebase", "width": 3, "scorer": {"kind": "hub"}, "beam_width": 2})
+        build_config("r", {"kind": "rebase", "width": 3, "scorer": "prm", "beam_width": 2})
     with pytest.raises(ValueError, match="beam_width"):
-        build_config("b", {"kind": "beam", "width": 2, "scorer": {"kind": "hub"}, "beam_width": 3})
-    with pytest.raises(ValueError, match="scorer"):
-        build_config("r", {"kind": "rebase", "width": 3})
+        build_config("b", {"kind": "beam", "width": 2, "scorer": "prm", "beam_width": 3})
 
 
 # --- steps and AUROC ------------------------------------------------------------------------------------
-
-def test_split_steps_keeps_separators_and_glues_blank_lines():
-    text = " 4 - 1 = 3\n3 - 7 = -4\n\nThe answer is -4."
-    steps = split_steps(text)
-    assert steps == [" 4 - 1 = 3\n", "3 - 7 = -4\n", "\nThe answer is -4."]   # a blank line starts the next step
-    assert "".join(steps) == text
-    assert split_steps("\n a\n") == ["\n a\n"]
-    assert split_steps("") == [""]
-    assert split_steps("a. ки b. ки", " ки") == ["a. ки", " b. ки"]
-    assert split_steps("a || b || c", " || ") == ["a || ", "b || ", "c"]
-    assert split_steps("a\n \n\t\nb\n\n") == ["a\n", " \n\t\nb\n\n"]  # trailing blanks: the last step
-
-
-@pytest.mark.parametrize(("text", "start", "end"), [
-    ("a\nb", 0, 2), ("\n\na\nb", 0, 4), ("  \n", 0, -1), ("a\n\nb\n", 2, 5), ("ab", 0, -1),
-])
-def test_step_end_needs_content_before_the_separator(text, start, end):
-    assert step_end(text, "\n", start) == end
-
-
-def test_auroc_matches_pairwise_count():
-    rng = np.random.default_rng(0)
-    scores = rng.integers(0, 5, 40).astype(float).tolist()     # many ties
-    labels = (rng.random(40) < 0.4).tolist()
-    pos = [s for s, y in zip(scores, labels) if y]
-    neg = [s for s, y in zip(scores, labels) if not y]
-    pairs = sum((p > n) + 0.5 * (p == n) for p in pos for n in neg) / (len(pos) * len(neg))
-    assert auroc(scores, labels) == pytest.approx(pairs)
-    assert math.isnan(auroc([0.1, 0.2], [True, True]))
-
-
-def test_auroc_ci_resamples_problems():
-    # two problems: one perfectly separated, one with its only positive ranked last
-    scores = [[0.9, 0.1], [0.8, 0.2], [0.3, 0.7]]
-    labels = [[True, False], [True, False], [False, True]]
-    low, high = auroc_ci(scores, labels, ["a", "a", "b"], n_boot=400, seed=1)
-    point = auroc([v for s in scores for v in s], [v for s in labels for v in s])
-    assert 0.0 <= low <= point <= high <= 1.0 and high == 1.0      # resampling "a" only separates perfectly
-    assert auroc_ci(scores, labels, ["a", "a", "b"], n_boot=400, seed=1) == (low, high)   # seeded
-    assert all(math.isnan(v) for v in auroc_ci([[0.1]], [[True]], ["a"], n_boot=10))       # one class only
 
 
 # --- PRMs on a real model -------------------------------------------------------------------------------
@@ -164,7 +125,7 @@ def test_hub_prm_reads_label_probabilities_at_every_step_tag(smollm):
 
 def test_pool_quality_reduces_step_scores_and_names_missing_responses(tmp_path):
     from infscale.io import write_jsonl
-    from infscale.reports.prm import pool_quality
+    from infscale.reports.prm_quality import pool_quality
 
     graded, scores = tmp_path / "graded.jsonl", tmp_path / "scores.jsonl"
     write_jsonl(graded, [{"id": q, "sample": s, "correct": ok} for q, s, ok in
@@ -182,7 +143,7 @@ def test_pool_quality_reduces_step_scores_and_names_missing_responses(tmp_path):
 
 
 def test_follows_reference_tracks_the_worked_solution():
-    from infscale.scoring.prm_train import follows_reference
+    from infscale.scoring.train_prm import follows_reference
 
     solution = "4 - 1 = 3\n3 - 7 = -4"
     assert follows_reference([" 4 - 1 = 3\n", "3 - 7 = -4.\n", "The answer is -4."], solution) == [True, True]
@@ -197,8 +158,6 @@ def test_step_surprisal_groups_all_tokens_and_number_tokens():
     assert step_surprisal([-1.0, -3.0, -0.5], [" 6", " =", " 1"]) == [pytest.approx(-1.5), -0.75, -3.0, -1.0]
     assert step_surprisal([-2.0], ["The"]) == [-2.0, 0.0, -2.0, 0.0]        # no number token
     assert step_surprisal([], []) == [0.0, 0.0, 0.0, 0.0]
-    with pytest.raises(ValueError, match="scorers.vh.features"):
-        PRMConfig("vh", "value_head", model="m", features=["hiden"])
 
 
 @pytest.mark.slow
@@ -371,7 +330,7 @@ def test_tree_hidden_states_match_rescoring_and_hub_prm_guides_a_search(smollm):
     head = ValueHead(torch.randn(d) * 0.1, 0.0, torch.zeros(d), torch.ones(d), ("hidden", "surprisal"))
     vh = ValueHeadPRM(PRMConfig("vh", "value_head", model="m"), head, smollm, reads_policy=True)
     hub = HubPRM(PRMConfig("ms", "hub", id="local"), lm=smollm)
-    cfg = build_config("r", {"kind": "rebase", "width": 3, "scorer": {"kind": "hub"}, "max_depth": 3,
+    cfg = build_config("r", {"kind": "rebase", "width": 3, "scorer": "prm", "max_depth": 3,
                              "max_step_tokens": 10, "max_total_tokens": 24})
     question = {"id": "q", "question": "4 - 1 - 7 =", "meta": {"index": 0}}
     prompt = "Q: 3 + 2 + 3 =\nA: 3 + 2 = 5\n5 + 3 = 8\nThe answer is 8.\n\nQ: 4 - 1 - 7 =\nA:"
@@ -415,6 +374,11 @@ def test_schema_checks_search_methods_and_scorers():
         (("methods", "beam4"), {"softmax_temperature": 0.2}, "softmax_temperature"),
         (("scorers", "vh"), {"kind": "hub"}, "scorers.vh.id"),
         (("methods", "rebase3"), {"width": 0}, "width"),
+        (("methods", "rebase3"), {"softmax_temperature": 0}, "softmax_temperature"),
+        (("methods", "rebase3"), {"step_separator": ""}, "step_separator"),
+        (("methods", "rebase3"), {"final_test": "maybe"}, "final_test"),
+        (("scorers", "vh"), {"features": ["hiden"]}, "features"),
+        (("scorers", "vh"), {"features": [["surprisal"], ["logits"]]}, "features"),
     ]:
         broken = yaml.safe_load(SEARCH_CONFIG.read_text())
         broken[path[0]][path[1]].update(change)
@@ -423,7 +387,7 @@ def test_schema_checks_search_methods_and_scorers():
 
 
 def test_chain_sum_questions_get_a_stepwise_solution():
-    from infscale.data.sources import DatasetConfig, build_splits, stepwise_solution
+    from infscale.data.sample_dataset import DatasetConfig, build_splits, stepwise_solution
 
     assert stepwise_solution("4 - 1 - 7") == "4 - 1 = 3\n3 - 7 = -4"
     assert stepwise_solution("23 + 60 + 71") == "23 + 60 = 83\n83 + 71 = 154"
@@ -439,22 +403,22 @@ def test_chain_sum_questions_get_a_stepwise_solution():
 
 def _scripted_expand(monkeypatch, lm, parent, cfg, text: str):
     """Expand `parent` once with its one child's sampled tokens forced to `text` (after its header)."""
-    from infscale.methods import tree
+    from infscale.methods import kv_tree
 
     child_depth = parent.depth + 1
     header = cfg.header(child_depth)
     header_ids = lm.tokenizer(header, add_special_tokens=False)["input_ids"] if header else []
     script = iter([0] * len(header_ids) + lm.tokenizer(text, add_special_tokens=False)["input_ids"]
                   + [lm.tokenizer.eos_token_id] * 64)
-    monkeypatch.setattr(tree, "sample_next", lambda logits, params, generator: torch.tensor([next(script)]))
-    children, stats = tree.expand(lm, [parent], [1], cfg, None, None)
+    monkeypatch.setattr(kv_tree, "sample_next", lambda logits, params, generator: torch.tensor([next(script)]))
+    children, stats = kv_tree.expand(lm, [parent], [1], cfg, None, None)
     child = children[0]
     child.index, child.path_text = parent.index + 1, parent.path_text + child.text
     return child, stats
 
 
 def _root(lm, prompt="Q: 3 + 4 = ?\nA:"):
-    from infscale.methods.tree import Node, encode_prompt
+    from infscale.methods.kv_tree import Node, encode_prompt
 
     state, _ = encode_prompt(lm, prompt)
     return Node(index=0, parent=None, depth=0, state=state, hidden=state.hidden)
@@ -468,7 +432,7 @@ def _root(lm, prompt="Q: 3 + 4 = ?\nA:"):
     ("So it is 7. Q: next", ["Q:"], "So it is 7. "),          # inside a step, as before
 ])
 def test_stops_that_span_the_step_boundary_end_the_path(monkeypatch, smollm, second, stops, expected):
-    cfg = build_config("r", {"kind": "rebase", "width": 1, "scorer": {"kind": "hub"}, "stop": stops,
+    cfg = build_config("r", {"kind": "rebase", "width": 1, "scorer": "prm", "stop": stops,
                              "max_step_tokens": 30})
     first, _ = _scripted_expand(monkeypatch, smollm, _root(smollm), cfg, " 3 + 4 = 7\nThe")
     assert (first.text, first.finished) == (" 3 + 4 = 7\n", False)
@@ -478,7 +442,7 @@ def test_stops_that_span_the_step_boundary_end_the_path(monkeypatch, smollm, sec
 
 @pytest.mark.slow
 def test_blank_lines_join_the_next_step_without_a_blank_line_stop(monkeypatch, smollm):
-    cfg = build_config("r", {"kind": "rebase", "width": 1, "scorer": {"kind": "hub"}, "stop": ["\nQ:"]})
+    cfg = build_config("r", {"kind": "rebase", "width": 1, "scorer": "prm", "stop": ["\nQ:"]})
     first, _ = _scripted_expand(monkeypatch, smollm, _root(smollm), cfg, " 3 + 4 = 7\n")
     child, _ = _scripted_expand(monkeypatch, smollm, first, cfg, "\nSo it is 7.\nMore")
     assert (child.text, child.finished) == ("\nSo it is 7.\n", False)
@@ -487,7 +451,7 @@ def test_blank_lines_join_the_next_step_without_a_blank_line_stop(monkeypatch, s
 
 @pytest.mark.slow
 def test_step_header_is_fed_and_a_numbered_separator_is_cut(monkeypatch, smollm):
-    cfg = build_config("r", {"kind": "rebase", "width": 1, "scorer": {"kind": "hub"}, "stop": [],
+    cfg = build_config("r", {"kind": "rebase", "width": 1, "scorer": "prm", "stop": [],
                              "step_header": "\nStep {n}:", "step_separator": "Step {n}", "max_step_tokens": 40})
     first, _ = _scripted_expand(monkeypatch, smollm, _root(smollm), cfg, " Add 3 and 4.\nStep 2: it is 7")
     assert (first.text, first.header_ids) == (" Add 3 and 4.\n", [])
@@ -503,20 +467,20 @@ def test_step_header_is_fed_and_a_numbered_separator_is_cut(monkeypatch, smollm)
 @pytest.mark.slow
 def test_node_flops_are_the_measured_decode_flops(monkeypatch, smollm):
     from infscale.compute import ModelDims, sequence_flops
-    from infscale.methods import tree
+    from infscale.methods import kv_tree
 
     dims = ModelDims.from_config(smollm.model.config.to_dict())
     root = _root(smollm)
-    cfg = build_config("r", {"kind": "rebase", "width": 1, "scorer": {"kind": "hub"}})
+    cfg = build_config("r", {"kind": "rebase", "width": 1, "scorer": "prm"})
     script = iter(smollm.tokenizer(" 3 + 4 = 7\n", add_special_tokens=False)["input_ids"])
-    monkeypatch.setattr(tree, "sample_next", lambda logits, params, generator: torch.tensor([next(script)]))
-    (child,), stats = tree.expand(smollm, [root], [1], cfg, None, dims)
+    monkeypatch.setattr(kv_tree, "sample_next", lambda logits, params, generator: torch.tensor([next(script)]))
+    (child,), stats = kv_tree.expand(smollm, [root], [1], cfg, None, dims)
     n_prompt = root.state.length
     assert child.flops == stats.flops == pytest.approx(sequence_flops(dims, n_prompt, child.tokens))
 
 
 def _node(index, parent, depth, tokens, flops, **kw):
-    from infscale.methods.tree import Node
+    from infscale.methods.kv_tree import Node
 
     node = Node(index=index, parent=parent, depth=depth, text=f"s{index}\n", flops=flops, **kw)
     node.token_ids = [1] * tokens
@@ -539,7 +503,7 @@ def test_leaf_decode_flops_are_the_tree_nodes_measured_costs():
     assert [r["flops"]["decode"] for r in records] == [50 + 300 + 30, 50 + 500 + 30]
     assert sum(r["flops"]["decode"] for r in records) == costs["decode_flops"]
     assert sum(r["flops_seed000"] for r in records) == pytest.approx(costs["flops_seed000"])
-    cfg = build_config("r", {"kind": "rebase", "width": 2, "scorer": {"kind": "hub"}, "max_step_tokens": 96})
+    cfg = build_config("r", {"kind": "rebase", "width": 2, "scorer": "prm", "max_step_tokens": 96})
     record = tree_record(question, nodes, costs, cfg)
     assert record["max_step_tokens"] == 96
     assert [(n["depth"], n["tokens"], n["pruned"], n["flops"]) for n in record["nodes"]][3:] == [
@@ -568,9 +532,10 @@ def test_a_fully_pruned_tree_gives_one_response_without_an_answer():
     ("markers_or_number", ["Thus,"], " We add them. Thus, done", True),
 ])
 def test_final_tests(final_test, markers, path, expected):
-    from infscale.methods.tree import Node, is_final
+    from infscale.methods.kv_tree import Node
+    from infscale.methods.tree import is_final
 
-    cfg = build_config("r", {"kind": "rebase", "width": 1, "scorer": {"kind": "hub"}, "final_test": final_test,
+    cfg = build_config("r", {"kind": "rebase", "width": 1, "scorer": "prm", "final_test": final_test,
                              "final_markers": markers})
     node = Node(index=1, parent=0, depth=1, text=path, path_text=path)
     assert is_final(cfg, "Tom has 3 apples and gets 4 more. How many now?", node) is expected
@@ -585,7 +550,7 @@ def test_a_methods_load_is_load_time_and_its_measured_flops_are_kept(tmp_path, p
     from infscale import generate, methods
     from infscale.io import write_jsonl
 
-    def load(lm, cfg):
+    def load(lm, cfg, resources):
         time_module.sleep(0.5)
         return {"extra": "loaded"}
 
@@ -603,7 +568,7 @@ def test_a_methods_load_is_load_time_and_its_measured_flops_are_kept(tmp_path, p
     write_jsonl(tmp_path / "test.jsonl", [{"id": "a", "question": "1?", "answer": "1", "meta": {"index": 0}}])
     write_jsonl(tmp_path / "train.jsonl", [])
     generate.run_generation(tmp_path / "test.jsonl", tmp_path / "train.jsonl", prepared_smollm2 / "model.json", "s",
-                            {"kind": "fake_search", "width": 1, "scorer": {"kind": "hub"}}, tmp_path / "out.jsonl",
+                            {"kind": "fake_search", "width": 1, "scorer": "prm"}, tmp_path / "out.jsonl",
                             tmp_path / "timing.json", device="cpu")
     timing = read_json(tmp_path / "timing.json")
     assert timing["load_seconds"] >= 0.5 > timing["generate_seconds"]
@@ -624,7 +589,7 @@ def test_seed000_rebase_runs_as_rebase_py_does():
 
     config = yaml.safe_load((REPO / "config" / "seed000.yaml").read_text())
     for name, width in [("rebase_w3", 3), ("rebase_w6", 6), ("rebase_w16", 16)]:
-        cfg = build_config(name, {**config["methods"][name], "scorer": {"kind": "hub"}})
+        cfg = build_config(name, {**config["methods"][name], "scorer": "prm"})
         assert (cfg.width, cfg.max_step_tokens, cfg.max_total_tokens, cfg.max_depth) == (width, 96, 384, 25)
         assert (cfg.temperature, cfg.softmax_temperature, cfg.min_score, cfg.stop) == (1.0, 0.2, 0.1, [])
         assert cfg.final_test == "markers_or_number" and "The answer is" in cfg.final_markers
@@ -641,7 +606,7 @@ def _synthetic_training(monkeypatch, d_model=3):
     informative one; returns the problems each rollout call was given."""
     from types import SimpleNamespace
 
-    from infscale.scoring import prm_train
+    from infscale.scoring import train_prm
 
     calls = []
     rng = random.Random(0)
@@ -678,16 +643,16 @@ def _synthetic_training(monkeypatch, d_model=3):
         return out
 
     lm = SimpleNamespace(model=SimpleNamespace(config=SimpleNamespace(hidden_size=d_model)), device="cpu")
-    monkeypatch.setattr(prm_train, "load_model", lambda spec, device, dtype: lm)
-    monkeypatch.setattr(prm_train, "rollout_labels", tracked_rollouts)
-    monkeypatch.setattr(prm_train, "path_step_features", features)
+    monkeypatch.setattr(train_prm, "load_model", lambda spec, device, dtype: lm)
+    monkeypatch.setattr(train_prm, "rollout_labels", tracked_rollouts)
+    monkeypatch.setattr(train_prm, "path_step_features", features)
     return calls
 
 
 def test_value_head_candidates_are_chosen_on_validation_problems_only(tmp_path, monkeypatch):
     from infscale.io import write_json, write_jsonl
-    from infscale.scoring.prm import ValueHead
-    from infscale.scoring.prm_train import train_value_head
+    from infscale.scoring.scorers import ValueHead
+    from infscale.scoring.train_prm import train_value_head
 
     calls = _synthetic_training(monkeypatch)
     write_jsonl(tmp_path / "train.jsonl", [{"id": f"p{i}", "question": "?", "answer": "1"} for i in range(24)])
@@ -695,7 +660,7 @@ def test_value_head_candidates_are_chosen_on_validation_problems_only(tmp_path, 
     cfg = {"kind": "value_head", "model": "m", "features": [["surprisal"], ["hidden", "surprisal"]],
            "l2": [0.01, 1.0], "holdout_fraction": 0.25, "validation_fraction": 0.25,
            "prompt": {"style": "zeroshot"}}
-    quality = train_value_head(tmp_path / "train.jsonl", tmp_path / "model.json", cfg, tmp_path / "head.pt",
+    quality = train_value_head(tmp_path / "train.jsonl", tmp_path / "model.json", "vh", cfg, tmp_path / "head.pt",
                                tmp_path / "quality.json", dataset="d")
     fit, validation, held = (set(c) for c in calls)
     assert not (fit & validation or fit & held or validation & held)
@@ -714,12 +679,12 @@ def test_value_head_candidates_are_chosen_on_validation_problems_only(tmp_path, 
 
 def test_a_single_candidate_needs_no_validation_split(tmp_path, monkeypatch):
     from infscale.io import write_json, write_jsonl
-    from infscale.scoring.prm_train import train_value_head
+    from infscale.scoring.train_prm import train_value_head
 
     calls = _synthetic_training(monkeypatch)
     write_jsonl(tmp_path / "train.jsonl", [{"id": f"p{i}", "question": "?", "answer": "1"} for i in range(12)])
     write_json(tmp_path / "model.json", {"path": "m", "name": "m"})
-    quality = train_value_head(tmp_path / "train.jsonl", tmp_path / "model.json",
+    quality = train_value_head(tmp_path / "train.jsonl", tmp_path / "model.json", "vh",
                                {"kind": "value_head", "model": "m", "features": ["hidden"], "l2": 0.1,
                                 "prompt": {"style": "zeroshot"}},
                                tmp_path / "head.pt", tmp_path / "quality.json", dataset="d")
@@ -727,9 +692,7 @@ def test_a_single_candidate_needs_no_validation_split(tmp_path, monkeypatch):
     assert (quality["features"], quality["l2"]) == ("hidden", 0.1)
 
 
-def test_prm_config_checks_candidate_features():
+def test_prm_config_lists_candidate_features():
     assert PRMConfig("v", "value_head", model="m", features=[["surprisal"], ["hidden", "surprisal"]]).feature_sets \
         == [("surprisal",), ("hidden", "surprisal")]
     assert PRMConfig("v", "value_head", model="m", l2=[0.1, 1]).l2_values == [0.1, 1.0]
-    with pytest.raises(ValueError, match="features"):
-        PRMConfig("v", "value_head", model="m", features=[["surprisal"], ["logits"]])

@@ -7,24 +7,26 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from infscale.estimators import powers_of_two_up_to, selection_rows
 from infscale.io import read_json, read_jsonl, write_json
+from infscale.schema import defaults
+from infscale.steps import STEP_AGGREGATIONS
 
-UNWEIGHTED_RULES = ("mean", "majority", "pass")
-WEIGHTED_RULES = ("best_of_n", "weighted_majority")
+_DEFAULTS = defaults("aggregate")   # the schema's `aggregate:` section: its bounds and defaults
+
+# the rules every pool is reported by, without weights and once per weight column (estimators.RULES lists
+# every rule the estimators know; estimators.WEIGHTED_RULES those that need weights)
+REPORTED_RULES = ("mean", "majority", "pass")
+REPORTED_WEIGHTED_RULES = ("best_of_n", "weighted_majority")
 FLOP_COMPONENTS = ("prefill", "decode", "thought", "scorer")
 
 
-STEP_AGGREGATIONS = {
-    # how a PRM's per-step scores become one score per response (seed 002's evaluate options)
-    "last": lambda steps: steps[-1],
-    "mean": lambda steps: sum(steps) / len(steps),
-    "prod": lambda steps: float(np.prod(steps)),
-    "min": min,
-}
+def is_search(pool: pd.DataFrame) -> bool:
+    """Whether a pool is a tree search's leaves: generation recorded a tree (`meta.tree`, in each question's
+    sample 0). The one place this is decided; the metrics carry it (`search`) to the reports."""
+    return "meta" in pool.columns and any(isinstance(m, dict) and "tree" in m for m in pool["meta"])
 
 
 def weight_columns(name: str, scores: pd.DataFrame, path: str | Path) -> dict[str, pd.Series]:
@@ -124,9 +126,10 @@ def n_grid(n_values: Sequence[int], m: int, where: str | Path) -> list[int]:
 
 
 def aggregate(graded_path: str | Path, timing_path: str | Path, output: str | Path, *, dataset: str, model: str,
-              method: str, n_params: int, weights: Mapping[str, str | Path] | None = None, rules: Sequence[str] = UNWEIGHTED_RULES,
-              weighted_rules: Sequence[str] = WEIGHTED_RULES,
-              seed: int = 0, exact_limit: int = 1000, n_monte_carlo: int = 1000, n_boot: int = 2000,
+              method: str, n_params: int, weights: Mapping[str, str | Path] | None = None,
+              rules: Sequence[str] = REPORTED_RULES, weighted_rules: Sequence[str] = REPORTED_WEIGHTED_RULES,
+              seed: int = 0, exact_limit: int = _DEFAULTS["exact_limit"],
+              n_monte_carlo: int = _DEFAULTS["n_monte_carlo"], n_boot: int = _DEFAULTS["n_boot"],
               n_values: Sequence[int] | None = None, provenance: str | None = None) -> dict:
     """Accuracy by selection rule at every N of the grid, with the share of the run's cost each row pays.
 
@@ -138,9 +141,9 @@ def aggregate(graded_path: str | Path, timing_path: str | Path, output: str | Pa
     timing = read_json(timing_path)
     per_question = pool.groupby("id").size()
     m = int(per_question.min())
-    # tree-search leaves (responses with `steps`) are not exchangeable samples and their number varies by
-    # question: every rule is evaluated once, over each question's whole leaf set (row n = the largest M)
-    search = "steps" in pool.columns and bool(pool["steps"].notna().all())
+    # tree-search leaves are not exchangeable samples and their number varies by question: every rule is
+    # evaluated once, over each question's whole leaf set (row n = the largest M)
+    search = is_search(pool)
     if search:
         m = int(per_question.max())
         n_values: list[int | None] = [None]

@@ -4,23 +4,142 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
+from typing import Any
 
-SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+from infscale import schema
+
+
+
+# --- file-format adapters: the library's functions on the files a user hands the CLI ---------------------
+
+
+def grade_file(input_path: str | Path, output_path: str | Path, mode: str = "flexible") -> dict[str, Any]:
+    """`infscale grade`: grade a JSONL file of responses into `output_path` (atomically); return
+    `grading.grade_summary` of it."""
+    from infscale.grade import grade_summary
+    from infscale.grading import MODES, check_option, grade_record
+    from infscale.io import iter_jsonl, write_jsonl
+
+    check_option("mode", mode, MODES)
+    graded = []
+    for number, record in enumerate(iter_jsonl(input_path), start=1):
+        try:
+            graded.append(grade_record(record, mode))
+        except ValueError as err:
+            raise ValueError(f"{input_path}: record {number}: {err}") from None
+    write_jsonl(output_path, graded)
+    return grade_summary(graded)
+
+
+def vote_file(path: str | Path, n: int, rule: str, exact_limit: int = 1000, n_monte_carlo: int = 1000,
+              seed: int = 0) -> dict[str, Any]:
+    """`infscale vote`: expected accuracy of `rule` at N for a JSONL of responses.
+
+    Each record: question_id, answer (string or null), correct (bool), and confidence (number) for the
+    weighted rules. Responses of a question keep their file order.
+    """
+    import pandas as pd
+
+    from infscale.estimators import RULES, WEIGHTED_RULES, selection_rows
+    from infscale.io import iter_jsonl
+
+    if rule not in RULES:
+        raise ValueError(f"unknown rule {rule!r}; known: {list(RULES)}")
+    weighted = rule in WEIGHTED_RULES
+    records = []
+    counts: dict[str, int] = {}
+    for number, record in enumerate(iter_jsonl(path), start=1):
+        where = f"{path}: record {number}"
+        if "question_id" not in record:
+            raise ValueError(f"{where}: missing key 'question_id'")
+        qid = str(record["question_id"])
+        where += f" (question {qid!r})"
+        for key in ("answer", "correct") + (("confidence",) if weighted else ()):
+            if key not in record:
+                raise ValueError(f"{where}: missing key {key!r}" + (f" (rule {rule} needs it)" if key == "confidence" else ""))
+        answer, ok = record["answer"], record["correct"]
+        if answer is not None and not isinstance(answer, str):
+            raise ValueError(f"{where}: 'answer' must be a string or null, got {answer!r}")
+        if not isinstance(ok, bool):
+            raise ValueError(f"{where}: 'correct' must be true or false, got {ok!r}")
+        row = {"id": qid, "sample": counts.get(qid, 0), "extracted": answer, "correct": ok}
+        if weighted:
+            conf = record["confidence"]
+            if isinstance(conf, bool) or not isinstance(conf, (int, float)) or not math.isfinite(conf):
+                raise ValueError(f"{where}: 'confidence' must be a finite number, got {conf!r}")
+            row["confidence"] = float(conf)
+        counts[qid] = counts.get(qid, 0) + 1
+        records.append(row)
+    if not records:
+        raise ValueError(f"{path}: no responses")
+    pool = pd.DataFrame.from_records(records)
+    (row,) = selection_rows(pool, [rule], [n], weight_column="confidence" if weighted else None,
+                            exact_limit=exact_limit, n_monte_carlo=n_monte_carlo, seed=seed)
+    return {
+        "rule": rule,
+        "n": row["n"],
+        "n_questions": row["n_questions"],
+        "accuracy": row["accuracy"],
+        "ci_low": row["ci_low"],
+        "ci_high": row["ci_high"],
+        "exact": row["exact"],
+        "stderr": row["stderr_mc"],
+    }
+
+
+def efficiency_file(input_csv: str | Path, output_csv: str | Path, seed_rounding: bool = False) -> Any:
+    """`infscale efficiency`: read a CSV of methods, write its efficiency table to `output_csv` and a Markdown
+    twin beside it (`.md`).
+
+    Both files are written atomically. Errors name the input file.
+    """
+    import pandas as pd
+
+    from infscale.io import atomic_open
+    from infscale.reports.efficiency_table import efficiency_table, to_markdown
+
+    input_csv, output_csv = Path(input_csv), Path(output_csv)
+    table = pd.read_csv(input_csv)
+    try:
+        result = efficiency_table(table, seed_rounding=seed_rounding)
+    except ValueError as err:
+        raise ValueError(f"{input_csv}: {err}") from None
+    with atomic_open(output_csv) as handle:
+        result.to_csv(handle, index=False)
+    with atomic_open(output_csv.with_suffix(".md")) as handle:
+        handle.write(to_markdown(result))
+    return result
+
+
+def analyse_file(input_path: str | Path, output_path: str | Path) -> Any:
+    """`infscale cot-scaling`: read the per-model CSV, write it back with the analysis columns."""
+    import pandas as pd
+
+    from infscale.io import atomic_open
+    from infscale.reports.cot_scaling import analyse
+
+    path = Path(input_path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    out = analyse(pd.read_csv(path), source=str(path))
+    with atomic_open(output_path) as handle:
+        out.to_csv(handle, index=False)
+    return out
+
+
+# --- commands -----------------------------------------------------------------------------------------
 
 
 def _grade(args: argparse.Namespace) -> int:
-    from infscale.grading import grade_file
-
     summary = grade_file(args.input, args.output, mode=args.mode)
     print(json.dumps(summary))
     return 0
 
 
 def _vote(args: argparse.Namespace) -> int:
-    from infscale.estimators import vote_file
-
     result = vote_file(args.input, n=args.n, rule=args.rule, exact_limit=args.exact_limit,
                        n_monte_carlo=args.monte_carlo, seed=args.seed)
     print(json.dumps(result))
@@ -28,8 +147,6 @@ def _vote(args: argparse.Namespace) -> int:
 
 
 def _efficiency(args: argparse.Namespace) -> int:
-    from infscale.reports.efficiency import efficiency_file
-
     efficiency_file(args.input, args.output, seed_rounding=args.seed_rounding)
     return 0
 
@@ -43,8 +160,6 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 def _cot_scaling(args: argparse.Namespace) -> int:
-    from infscale.cot_scaling import analyse_file
-
     analyse_file(args.input, args.output)
     return 0
 
@@ -77,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check-config", help="validate a config file as the workflow does, without running it")
     check.add_argument("config", help="config YAML")
-    check.add_argument("--schema", default=str(SCHEMA), help="config schema (default: the workflow's)")
+    check.add_argument("--schema", default=str(schema.SCHEMA), help="config schema (default: the workflow's)")
     check.set_defaults(func=_check_config)
 
     cot = commands.add_parser("cot-scaling", help="seed 004: CoT improvement, train-equivalent FLOPs, crossover R*")

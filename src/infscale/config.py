@@ -12,6 +12,8 @@ from typing import Any
 import jsonschema
 import yaml
 
+from infscale.schema import load_schema
+
 
 class ConfigError(ValueError):
     """The config is invalid; the message, one line, names the offending key."""
@@ -100,7 +102,7 @@ def _most_precise(errors: list[jsonschema.ValidationError]) -> jsonschema.Valida
 
 def validate_config(config: dict[str, Any], schema_path: str | Path) -> None:
     """Raise ConfigError naming the first bad key, then check cross references (runs -> names)."""
-    schema = yaml.safe_load(Path(schema_path).read_text())
+    schema = load_schema(schema_path)
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: (len(list(e.absolute_path)), list(e.absolute_path)))
     if errors:

@@ -19,6 +19,9 @@ Shared conventions:
   (the study's BestConf picks among responses, not among answers).
 - Ties are split fractionally: a tie among the top candidates earns the share of them that is
   correct (`_split_credit`, the one place this rule lives).
+
+Means over questions carry a percentile-bootstrap CI (`infscale.stats`); the `infscale vote` command's file
+format is read by `infscale.cli.vote_file`.
 """
 
 from __future__ import annotations
@@ -29,12 +32,11 @@ import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from infscale.io import iter_jsonl
+from infscale.stats import bootstrap_ci
 
 RULES = ("mean", "pass", "majority", "weighted_majority", "best_conf", "best_of_n")
 WEIGHTED_RULES = ("weighted_majority", "best_conf", "best_of_n")
@@ -267,33 +269,6 @@ def powers_of_two_up_to(m: int) -> list[int]:
     return [1 << k for k in range(int(m).bit_length())]
 
 
-def bootstrap_ci(values: Sequence[float], level: float = 0.95, n_boot: int = 2000, seed: int = 0) -> tuple[float, float]:
-    """Percentile-bootstrap CI of the mean over questions (resampling questions with replacement).
-
-    One value (or all equal) gives the degenerate interval (v, v); an empty sequence is an error.
-    """
-    x = np.asarray(values, dtype=float)
-    if x.ndim != 1 or len(x) == 0:
-        raise ValueError("bootstrap_ci needs a non-empty 1-d sequence of values")
-    if not np.all(np.isfinite(x)):
-        raise ValueError("bootstrap_ci values must be finite")
-    if not 0 < level < 1:
-        raise ValueError(f"level must lie in (0, 1), got {level}")
-    if n_boot < 1:
-        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
-    if np.all(x == x[0]):
-        return float(x[0]), float(x[0])
-    rng = np.random.default_rng(seed)
-    rows_per_chunk = max(1, 4_000_000 // len(x))  # bound memory for large question sets
-    means = np.concatenate([
-        x[rng.integers(0, len(x), size=(min(rows_per_chunk, n_boot - start), len(x)))].mean(axis=1)
-        for start in range(0, n_boot, rows_per_chunk)
-    ])
-    alpha = (1 - level) / 2
-    low, high = np.quantile(means, [alpha, 1 - alpha])
-    return float(low), float(high)
-
-
 @dataclass(frozen=True)
 class QuestionPool:
     """One question's M graded responses, in sample order. `weights` is None when no weight column is used."""
@@ -441,95 +416,3 @@ def selection_rows(
                 "n_questions": len(values),
             })
     return rows
-
-
-def vote_file(path: str | Path, n: int, rule: str, exact_limit: int = 1000, n_monte_carlo: int = 1000,
-              seed: int = 0) -> dict[str, Any]:
-    """`infscale vote`: expected accuracy of `rule` at N for a JSONL of responses.
-
-    Each record: question_id, answer (string or null), correct (bool), and confidence (number) for the
-    weighted rules. Responses of a question keep their file order.
-    """
-    import pandas as pd
-
-    if rule not in _RULE_FUNCTIONS:
-        raise ValueError(f"unknown rule {rule!r}; known: {list(RULES)}")
-    weighted = rule in WEIGHTED_RULES
-    records = []
-    counts: dict[str, int] = {}
-    for number, record in enumerate(iter_jsonl(path), start=1):
-        where = f"{path}: record {number}"
-        if "question_id" not in record:
-            raise ValueError(f"{where}: missing key 'question_id'")
-        qid = str(record["question_id"])
-        where += f" (question {qid!r})"
-        for key in ("answer", "correct") + (("confidence",) if weighted else ()):
-            if key not in record:
-                raise ValueError(f"{where}: missing key {key!r}" + (f" (rule {rule} needs it)" if key == "confidence" else ""))
-        answer, ok = record["answer"], record["correct"]
-        if answer is not None and not isinstance(answer, str):
-            raise ValueError(f"{where}: 'answer' must be a string or null, got {answer!r}")
-        if not isinstance(ok, bool):
-            raise ValueError(f"{where}: 'correct' must be true or false, got {ok!r}")
-        row = {"id": qid, "sample": counts.get(qid, 0), "extracted": answer, "correct": ok}
-        if weighted:
-            conf = record["confidence"]
-            if isinstance(conf, bool) or not isinstance(conf, (int, float)) or not math.isfinite(conf):
-                raise ValueError(f"{where}: 'confidence' must be a finite number, got {conf!r}")
-            row["confidence"] = float(conf)
-        counts[qid] = counts.get(qid, 0) + 1
-        records.append(row)
-    if not records:
-        raise ValueError(f"{path}: no responses")
-    pool = pd.DataFrame.from_records(records)
-    (row,) = selection_rows(pool, [rule], [n], weight_column="confidence" if weighted else None,
-                            exact_limit=exact_limit, n_monte_carlo=n_monte_carlo, seed=seed)
-    return {
-        "rule": rule,
-        "n": row["n"],
-        "n_questions": row["n_questions"],
-        "accuracy": row["accuracy"],
-        "ci_low": row["ci_low"],
-        "ci_high": row["ci_high"],
-        "exact": row["exact"],
-        "stderr": row["stderr_mc"],
-    }
-
-
-def auroc(scores: Sequence[float], labels: Sequence[bool]) -> float:
-    """Area under the ROC curve of `scores` separating True from False labels (Mann-Whitney U with tied scores
-    counted half); NaN when only one class is present."""
-    scores = np.asarray(scores, dtype=float)
-    labels = np.asarray(labels, dtype=bool)
-    if scores.shape != labels.shape:
-        raise ValueError(f"scores ({scores.shape}) and labels ({labels.shape}) differ in shape")
-    n_pos, n_neg = int(labels.sum()), int((~labels).sum())
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    _, unique_index, counts = np.unique(scores, return_inverse=True, return_counts=True)
-    ranks = (np.cumsum(counts) - (counts - 1) / 2)[unique_index]    # 1-based; ties share their mean rank
-    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-
-
-def auroc_ci(scores: list[list[float]], labels: list[list[bool]], groups: list[Any], level: float = 0.95,
-             n_boot: int = 1000, seed: int = 0) -> tuple[float, float]:
-    """Percentile-bootstrap CI of `auroc` over groups (problems): scores/labels are lists per path, `groups`
-    the problem of each path; resamples problems with replacement (steps of a problem are not independent).
-    Resamples with one class absent are skipped; (nan, nan) when fewer than half remain."""
-    by_group: dict[Any, list[int]] = {}
-    for i, g in enumerate(groups):
-        by_group.setdefault(g, []).append(i)
-    keys = list(by_group)
-    if not keys:
-        return float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    values = []
-    for _ in range(n_boot):
-        paths = [i for k in rng.integers(0, len(keys), len(keys)) for i in by_group[keys[k]]]
-        value = auroc([v for i in paths for v in scores[i]], [v for i in paths for v in labels[i]])
-        if not np.isnan(value):
-            values.append(value)
-    if len(values) < n_boot / 2:
-        return float("nan"), float("nan")
-    low, high = np.quantile(values, [(1 - level) / 2, (1 + level) / 2])
-    return float(low), float(high)

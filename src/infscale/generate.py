@@ -11,8 +11,8 @@ from typing import Any
 import torch
 
 from infscale.compute import ModelDims, generation_flops, seed000_sampling_flops
-from infscale.io import ResumableJsonlWriter, read_json, read_jsonl, write_json, write_jsonl
-from infscale.methods import build_config, get_method, method_module
+from infscale.io import ResumableJsonlWriter, read_json, read_jsonl, write_json
+from infscale.methods import Resources, build_config, get_method, method_module
 from infscale.models.hf import load_model
 from infscale.fingerprint import job_fingerprint
 from infscale.progress import Progress
@@ -55,8 +55,10 @@ def _explain_out_of_memory(method_name: str, cfg: Any):
 
 def run_generation(test_path: str | Path, train_path: str | Path, model_spec_path: str | Path, method_name: str,
                    method_cfg: dict[str, Any], output: str | Path, timing_output: str | Path, *, shard: int = 0,
-                   n_shards: int = 1, seed: int = 42, device: str = "auto", threads: int | None = None) -> None:
-    """Generate responses for shard `shard` of the test questions; a killed run resumes where it stopped."""
+                   n_shards: int = 1, seed: int = 42, device: str = "auto", threads: int | None = None,
+                   resources: Resources = Resources()) -> None:
+    """Generate responses for shard `shard` of the test questions; a killed run resumes where it stopped.
+    `resources`: what the method loads besides the policy (its PRM, its Quiet-STaR model) and their files."""
     if threads:
         torch.set_num_threads(threads)
     all_questions = read_jsonl(test_path)
@@ -69,8 +71,10 @@ def run_generation(test_path: str | Path, train_path: str | Path, model_spec_pat
 
     fingerprint = job_fingerprint(
         ("infscale.generate", method_module(method_cfg["kind"])),
-        {"method": method_name, "cfg": method_cfg, "shard": shard, "n_shards": n_shards, "seed": seed, "device": device},
-        [test_path, train_path, model_spec_path])
+        {"method": method_name, "cfg": method_cfg, "scorer": resources.scorer, "thinker": resources.thinker,
+         "shard": shard, "n_shards": n_shards, "seed": seed, "device": device},
+        [test_path, train_path, model_spec_path, *resources.scorer_files.values(),
+         *([resources.thinker_weights] if resources.thinker_weights else [])])
     writer = ResumableJsonlWriter(output, key_fields=("id", "sample"), fingerprint=fingerprint)
     finished_ids = {key[0] for key in writer.done}
     todo = [q for q in questions if q["id"] not in finished_ids]
@@ -79,7 +83,7 @@ def run_generation(test_path: str | Path, train_path: str | Path, model_spec_pat
     lm = load_model(spec, device=device, dtype=spec.get("dtype", "auto"))
     log.info("loaded %s on %s in %.1f s", spec["name"], lm.device_name, lm.load_seconds)
     began = time.perf_counter()
-    loaded = method.load(lm, cfg) if method.load and todo else {}   # e.g. a search's PRM: load time too
+    loaded = method.load(lm, cfg, resources) if method.load and todo else {}   # e.g. a search's PRM: load time too
     load_seconds = lm.load_seconds + (time.perf_counter() - began)
     began = time.perf_counter()
     with Progress(len(todo), f"{spec['name']}/{method_name}", unit="question") as progress, \
@@ -103,26 +107,4 @@ def run_generation(test_path: str | Path, train_path: str | Path, model_spec_pat
     write_json(timing_output, {
         "load_seconds": load_seconds, "generate_seconds": generate_seconds, "device": lm.device_name,
         "torch_threads": torch.get_num_threads(), "n_questions": len(todo),
-    })
-
-
-def merge_shards(shard_paths: list[str | Path], timing_paths: list[str | Path], output: str | Path,
-                 timing_output: str | Path) -> None:
-    """Concatenate generation shards (checking no response appears twice) and sum their timings."""
-    records, seen = [], set()
-    for path in shard_paths:
-        for record in read_jsonl(path):
-            key = (record["id"], record["sample"])
-            if key in seen:
-                raise ValueError(f"{path}: response {key} also appears in an earlier shard")
-            seen.add(key)
-            records.append(record)
-    write_jsonl(output, sorted(records, key=lambda r: (r["id"], r["sample"])))
-    timings = [read_json(p) for p in timing_paths]
-    write_json(timing_output, {
-        "load_seconds": sum(t["load_seconds"] for t in timings),
-        "generate_seconds": sum(t["generate_seconds"] for t in timings),
-        "device": sorted({t["device"] for t in timings}),
-        "torch_threads": max(t["torch_threads"] for t in timings),
-        "n_shards": len(timings),
     })

@@ -16,16 +16,14 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from decimal import Decimal
 from fractions import Fraction
-from pathlib import Path
 from typing import Any
 
 import math_verify
 from math_verify.errors import TimeoutException
 
-from infscale.io import iter_jsonl, write_jsonl
 
 MODES = ("strict", "flexible")
 KINDS = ("auto", "numeric", "choice")
@@ -229,7 +227,7 @@ def _strict(text: str, kind: str) -> str | None:
 # --------------------------------------------------------------------------------------------------
 
 
-def _check(name: str, value: str, allowed: tuple[str, ...]) -> None:
+def check_option(name: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
 
@@ -240,8 +238,8 @@ def extract_answer(text: str, mode: str = "flexible", kind: str = "auto") -> str
     kind "numeric" looks for numbers only, "choice" for option letters A-J only, "auto" for both (a
     marker's option letter, else numbers; flexible: the last number, else the last option letter).
     """
-    _check("mode", mode, MODES)
-    _check("kind", kind, KINDS)
+    check_option("mode", mode, MODES)
+    check_option("kind", kind, KINDS)
     if not text:
         return None
     text = _strip_continuation(text)
@@ -262,7 +260,7 @@ def reference_answer(text: str, kind: str = "auto") -> str | None:
     read with the same markers as responses (GSM8K's "#### 18", a last line "A: 18"), else, if it is
     prose, its last number. An expression ("\\sqrt{2}") or prose without numbers comes back as its
     stripped text, compared later as an expression or as text; None only for an empty field."""
-    _check("kind", kind, KINDS)
+    check_option("kind", kind, KINDS)
     if isinstance(text, (int, float)) and not isinstance(text, bool):
         text = str(text)
     if not isinstance(text, str) or not text.strip():
@@ -362,7 +360,7 @@ def grade_record(record: dict[str, Any], mode: str = "flexible") -> dict[str, An
     an `answer_text` (sampling with `answer_suffix`) is graded on the first integer of that text.
     Unparseable text grades as extracted None, correct False; malformed records raise ValueError.
     """
-    _check("mode", mode, MODES)
+    check_option("mode", mode, MODES)
     text_name, text = _field(record, TEXT_FIELDS)
     reference_name, raw_reference = _field(record, REFERENCE_FIELDS)
     if text is None:
@@ -399,51 +397,3 @@ def _extract_text(text: str, mode: str) -> str | None:
             return span
     lines = [line.strip().rstrip(".").strip() for line in text.splitlines() if line.strip()]
     return lines[-1] if mode == "flexible" and lines else None
-
-
-def grade_records(records: Iterable[dict[str, Any]], mode: str = "flexible") -> list[dict[str, Any]]:
-    return [grade_record(record, mode) for record in records]
-
-
-def grade_file(input_path: str | Path, output_path: str | Path, mode: str = "flexible") -> dict[str, Any]:
-    """Grade a JSONL file of responses into `output_path` (atomically); return `_summary` of it."""
-    _check("mode", mode, MODES)
-    graded = []
-    for number, record in enumerate(iter_jsonl(input_path), start=1):
-        try:
-            graded.append(grade_record(record, mode))
-        except ValueError as err:
-            raise ValueError(f"{input_path}: record {number}: {err}") from None
-    write_jsonl(output_path, graded)
-    return _summary(graded)
-
-
-def grade_responses(samples_path: str | Path, questions_path: str | Path, output_path: str | Path,
-                    mode: str = "flexible") -> dict[str, Any]:
-    """The pipeline's grade stage: each generated response against its question's `answer` (by `id`)."""
-    _check("mode", mode, MODES)
-    references = {}
-    for number, question in enumerate(iter_jsonl(questions_path), start=1):
-        missing = [key for key in ("id", "answer") if key not in question]
-        if missing:
-            raise ValueError(f"{questions_path}: record {number}: question has no {missing[0]!r}")
-        references[question["id"]] = question["answer"]
-    graded = []
-    for number, response in enumerate(iter_jsonl(samples_path), start=1):
-        where = f"{samples_path}: record {number}"
-        if response.get("id") not in references:
-            raise ValueError(f"{where}: id {response.get('id')!r} is not a question in {questions_path}")
-        try:
-            graded.append(grade_record({**response, "reference": references[response["id"]]}, mode))
-        except ValueError as err:
-            raise ValueError(f"{where}: {err}") from None
-    write_jsonl(output_path, graded)
-    return _summary(graded)
-
-
-def _summary(graded: list[dict[str, Any]]) -> dict[str, Any]:
-    """{"n", "n_extracted", "n_correct", "accuracy"}: accuracy in percent, None for no records."""
-    n = len(graded)
-    n_correct = sum(r["correct"] for r in graded)
-    return {"n": n, "n_extracted": sum(r["extracted"] is not None for r in graded), "n_correct": n_correct,
-            "accuracy": 100.0 * n_correct / n if n else None}

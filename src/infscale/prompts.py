@@ -9,25 +9,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from infscale.schema import defaults
+
 STYLES = ("fewshot", "fewshot_cot", "zeroshot", "zeroshot_cot")
 COT_TRIGGER = "Let's think step by step."
 
 
+_DEFAULTS = defaults("prompt")   # the schema's `prompt` definition bounds and defaults these keys
+
+
 @dataclass(frozen=True)
 class PromptConfig:
-    style: str = "fewshot"
-    n_shots: int = 3
-    chat_template: str = "auto"   # auto: use the tokenizer's chat template when it has one | always | never
-    question_prefix: str = "Q: "  # before each question of the plain format (rebase.py writes none)
+    style: str = _DEFAULTS["style"]
+    n_shots: int = _DEFAULTS["n_shots"]
+    chat_template: str = _DEFAULTS["chat_template"]   # auto: the tokenizer's chat template when it has one | always | never
+    question_prefix: str = _DEFAULTS["question_prefix"]  # before each question of the plain format (rebase.py: none)
     # start the text with the tokenizer's BOS token where its own encoding adds one (Mistral's does; seed 000
     # encodes its prompts with the tokenizer's defaults), since the samplers encode text without special tokens
-    bos: bool = False
-
-    def __post_init__(self) -> None:
-        if self.style not in STYLES:
-            raise ValueError(f"prompt.style: unknown style {self.style!r}; known: {list(STYLES)}")
-        if self.chat_template not in ("auto", "always", "never"):
-            raise ValueError(f"prompt.chat_template: expected auto|always|never, got {self.chat_template!r}")
+    bos: bool = _DEFAULTS["bos"]
 
 
 def _shot_answer(shot: dict[str, Any], cot: bool) -> str:

@@ -9,7 +9,7 @@ The official run trains on OpenWebMath; the offline pipeline has no web text, he
 Held-out measurement (texts drawn like the training ones, never trained on): per text, the mean next-token NLL
 of (a) the Quiet-STaR model with thinking on (mixed logits, one thought per position, `n_talk = 1`), (b) the
 same model with thinking off (its base logits), (c) the LM-only control, (d) the untouched model. Differences
-are paired per text, with percentile-bootstrap CIs over texts (estimators.bootstrap_ci).
+are paired per text, with percentile-bootstrap CIs over texts (stats.bootstrap_ci).
 
 `source: official` thinkers train nothing: the thinking parameters of `ezelikman/quietstar-8-ahead` are read
 from the model's checkpoint files (methods/quietstar.from_official_state_dict) and saved in the same format.
@@ -42,7 +42,7 @@ def training_texts(dataset_cfg: dict[str, Any], text_cfg: dict[str, Any], exclud
                    thinker: str) -> tuple[list[str], list[str]]:
     """(train texts, held-out texts): worked solutions of the dataset's reasoning-gym task, none of whose
     questions is in `exclude_questions`."""
-    from infscale.data.sources import DatasetConfig, build_splits
+    from infscale.data.sample_dataset import DatasetConfig, build_splits
     from infscale.prompts import worked_example
 
     if dataset_cfg.get("source") not in ("reasoning_gym",):
@@ -176,7 +176,7 @@ def heldout_nll(qs: QuietStarLM, control: Any, original: Any, tokenizer: Any, te
 
 def paired_differences(nll: dict[str, list[float]], n_boot: int = 2000) -> dict[str, dict[str, float]]:
     """Mean per-text differences with paired bootstrap CIs (negative = the first one predicts better)."""
-    from infscale.estimators import bootstrap_ci
+    from infscale.stats import bootstrap_ci
 
     pairs = {"thinking_on_minus_off": ("thinking_on", "thinking_off"),
              "quietstar_minus_control": ("thinking_on", "control"),
@@ -193,7 +193,7 @@ def paired_differences(nll: dict[str, list[float]], n_boot: int = 2000) -> dict[
 
 
 def plot_curves(curves: list[dict], png_path: str | Path, title: str) -> None:
-    from infscale.reports.plots import plt, save_figure  # plots sets the headless backend
+    from infscale.figures import plt, save_figure  # headless backend
 
     steps = [c["step"] for c in curves]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
@@ -237,7 +237,7 @@ def extract_official(spec: dict[str, Any], weights_output: str | Path) -> dict[s
 
 
 def run_training(model_spec_path: str | Path, dataset_cfg: dict[str, Any], exclude_paths: list[str | Path],
-                 thinker_cfg: dict[str, Any], weights_output: str | Path, curves_output: str | Path,
+                 thinker_name: str, thinker_cfg: dict[str, Any], weights_output: str | Path, curves_output: str | Path,
                  plot_output: str | Path, heldout_output: str | Path, *, seed: int = 42, device: str = "auto",
                  threads: int | None = None) -> dict[str, Any]:
     """The rule's job: train (or extract) a thinker; write weights, curves (CSV + PNG) and held-out NLLs."""
@@ -245,8 +245,8 @@ def run_training(model_spec_path: str | Path, dataset_cfg: dict[str, Any], exclu
 
     if threads:
         torch.set_num_threads(threads)
-    name = thinker_cfg.get("name", "thinker")
-    cfg = ThinkerConfig.from_config(name, {k: v for k, v in thinker_cfg.items() if k != "name"})
+    name = thinker_name
+    cfg = ThinkerConfig.from_config(name, thinker_cfg)
     spec = read_json(model_spec_path)
     if cfg.source == "official":
         summary = {"thinker": asdict(cfg), **extract_official(spec, weights_output)}

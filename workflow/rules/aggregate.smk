@@ -13,7 +13,7 @@ rule aggregate:
         weights=weight_files,
         code=code_hash("infscale.aggregate", "infscale.io"),
     log:
-        "logs/metrics/{dataset}/{model}/{method}.log",
+        "logs/aggregate/{dataset}/{model}/{method}.log",
     benchmark:
         "results/benchmarks/aggregate/{dataset}/{model}/{method}.tsv"
     conda:

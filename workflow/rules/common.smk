@@ -6,7 +6,8 @@ from infscale.config import check_config_files, cot_scaling_pairs, run_triples, 
 from infscale.io import remove_finished_partials
 from infscale.methods import method_module
 from infscale.provenance import git_state
-from infscale.reports.headline import configured_selections
+from infscale.reports.headline_tables import configured_selections
+from infscale.schema import setting
 
 
 check_config_files(workflow.configfiles)
@@ -47,13 +48,21 @@ def uses_gpu():
 GPU = 1 if uses_gpu() else 0
 
 
-def method_cfg(wildcards):
+def named_entry(method, key, section):
+    """The entry under `section:` that a method's `key` (`scorer`, `thinker`) names, as the config wrote it; {}
+    when the method names none."""
+    name = config["methods"][method].get(key)
+    return config[section][name] if name else {}
+
+
+def method_inputs(wildcards):
+    """The files a method's generate job loads besides the policy: a tree search's PRM files (`scorer_inputs`),
+    a Quiet-STaR method's trained weights (`thinker_weights`)."""
     cfg = config["methods"][wildcards.method]
-    if "scorer" in cfg:  # tree search: its PRM's entry, resolved for this dataset (score.smk)
-        cfg = {**cfg, "scorer": resolved_scorer(cfg["scorer"], wildcards.dataset)}
-    if "thinker" in cfg:  # Quiet-STaR: its trained weights for this dataset (quietstar.smk)
-        cfg = {**cfg, "thinker": resolved_thinker(cfg["thinker"], wildcards.dataset)}
-    return cfg
+    files = scorer_inputs(cfg["scorer"], wildcards.dataset) if "scorer" in cfg else {}
+    if "thinker" in cfg:
+        files["thinker_weights"] = thinker_weights(cfg["thinker"], wildcards.dataset)
+    return files
 
 
 def generate_code_hash(wildcards):
@@ -117,7 +126,7 @@ def metrics_files():
     return [f"results/metrics/{d}/{m}/{meth}.json" for d, m, meth in RUNS]
 
 
-# Stage files (label.smk, ...) append functions returning their report outputs; `rule all` asks for them lazily,
+# Stage files (scoring.smk, ...) append functions returning their report outputs; `rule all` asks for them lazily,
 # after every stage file has been included.
 
 
@@ -142,29 +151,17 @@ def final_outputs():
         + headline_final_outputs()
 
 
-# --- PRM scoring and tree search (score.smk) ---
-
-
-def resolved_scorer(name, dataset):
-    """A `scorers:` entry plus what jobs need to load it for `dataset`: the trained head and model spec."""
-    if name not in config.get("scorers", {}):
-        raise ValueError(f"scorer {name!r} is not defined under `scorers:` (known: {sorted(config.get('scorers', {}))})")
-    cfg = {**config["scorers"][name], "name": name}
-    if cfg["kind"] == "value_head":
-        cfg["path"] = f"results/prm/{dataset}/{name}/head.pt"
-        cfg["model_spec"] = f"resources/models/{cfg['model']}/model.json"
-    return cfg
+# --- PRM scoring and tree search (scoring.smk) ---
 
 
 def scorer_inputs(name, dataset):
-    cfg = resolved_scorer(name, dataset)
-    return [cfg["path"], cfg["model_spec"]] if cfg["kind"] == "value_head" else []
-
-
-def search_scorer_inputs(wildcards):
-    """The PRM files a tree-search method's generate job reads (none for sampling)."""
-    name = config["methods"][wildcards.method].get("scorer")
-    return scorer_inputs(name, wildcards.dataset) if name else []
+    """A PRM's files for `dataset`, named as `scoring.scorers.ScorerFiles.from_inputs` reads them: a value head's
+    trained weights (rule train_prm) and the model.json of the model it reads; none for a hub PRM."""
+    cfg = config["scorers"][name]
+    if cfg["kind"] != "value_head":
+        return {}
+    return {"scorer_head": f"results/prm/{dataset}/{name}/head.pt",
+            "scorer_model_spec": f"resources/models/{cfg['model']}/model.json"}
 
 
 def value_head_pairs():
@@ -195,14 +192,13 @@ def prm_quality_outputs():
 
 
 
-# --- confidence labelling (label.smk) ---
-
-
+# --- confidence labelling (scoring.smk, reports.smk) ---
 
 
 def label_quality_inputs(wildcards=None):
     graded, labels = scored_pools("labellers")
-    return {"graded": graded, "labels": labels}
+    metrics = sorted({f"results/metrics/{d}/{m}/{meth}.json" for d, m, meth, _ in runs_with("labellers")})
+    return {"graded": graded, "labels": labels, "metrics": metrics}
 
 
 def labelling_outputs():
@@ -217,7 +213,7 @@ def labelling_outputs():
     ]
 
 
-# --- headline tables, figures and the report's first page (headline.smk) ---
+# --- headline tables, figures and the report's first page (reports.smk) ---
 
 HEADLINE = config.get("report", {}).get("headline", {})
 configured_selections(config["methods"], HEADLINE)  # a bad entry stops the run at start, naming its key
@@ -232,7 +228,7 @@ def headline_outputs():
         outputs["labelling_csv"] = report("results/tables/headline_labelling.csv",
                                           caption="../report/headline_labelling.rst", category="Headline")
         outputs["labelling_md"] = "results/tables/headline_labelling.md"
-    if COT_PAIRS:  # seed 004's tables exist (cot_scaling.smk)
+    if COT_PAIRS:  # seed 004's tables exist (rule cot_scaling)
         outputs["cot_csv"] = report("results/tables/headline_cot.csv", caption="../report/headline_cot.rst",
                                     category="Headline")
         outputs["cot_md"] = "results/tables/headline_cot.md"
@@ -247,7 +243,7 @@ def headline_final_outputs():
     ]
 
 
-# --- seed 004: standard vs chain-of-thought across scales (cot_scaling.smk) ---
+# --- seed 004: standard vs chain-of-thought across scales (reports.smk) ---
 
 
 COT_PAIRS = cot_scaling_pairs(config)
@@ -279,20 +275,12 @@ def cot_scaling_outputs():
     ]
 
 
-# --- Quiet-STaR (quietstar.smk) ---
+# --- Quiet-STaR (train_quietstar.smk) ---
 
 
-def resolved_thinker(name, dataset):
-    """A `thinkers:` entry plus the weights file its training on `dataset`'s task writes."""
-    if name not in config.get("thinkers", {}):
-        raise ValueError(f"thinker {name!r} is not defined under `thinkers:` (known: {sorted(config.get('thinkers', {}))})")
-    return {**config["thinkers"][name], "name": name, "weights": f"results/quietstar/{dataset}/{name}/weights.pt"}
-
-
-def thinker_inputs(wildcards):
-    """The trained Quiet-STaR weights a Quiet-STaR method's generate job reads (none for other methods)."""
-    name = config["methods"][wildcards.method].get("thinker")
-    return [resolved_thinker(name, wildcards.dataset)["weights"]] if name else []
+def thinker_weights(name, dataset):
+    """The weights file the training of thinker `name` on `dataset`'s task writes (rule train_quietstar)."""
+    return f"results/quietstar/{dataset}/{name}/weights.pt"
 
 
 def thinker_pairs():

@@ -4,9 +4,11 @@ rule sample_dataset:
         train="results/data/{dataset}/train.jsonl",
     params:
         dataset=lambda w: config["datasets"][w.dataset],
-        code=code_hash("infscale.data"),
+        code=code_hash("infscale.data.sample_dataset"),
     log:
-        "logs/data/{dataset}.log",
+        "logs/sample_dataset/{dataset}.log",
+    benchmark:
+        "results/benchmarks/sample_dataset/{dataset}.tsv"
     conda:
         ENV
     script:

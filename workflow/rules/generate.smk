@@ -1,15 +1,16 @@
 rule generate:
     input:
+        unpack(method_inputs),  # a search's PRM files, a Quiet-STaR method's trained weights (common.smk)
         test="results/data/{dataset}/test.jsonl",
         train="results/data/{dataset}/train.jsonl",
         model="resources/models/{model}/model.json",
-        prm=lambda w: search_scorer_inputs(w),  # tree search: its PRM (score.smk)
-        thinker=lambda w: thinker_inputs(w),  # Quiet-STaR: its trained weights (quietstar.smk)
     output:
         samples="results/gen/{dataset}/{model}/{method}/shard-{shard}.jsonl",
         timing="results/gen/{dataset}/{model}/{method}/shard-{shard}.timing.json",
     params:
-        method=method_cfg,
+        method=lambda w: config["methods"][w.method],
+        scorer=lambda w: named_entry(w.method, "scorer", "scorers"),  # the entry its `scorer:` names, or {}
+        thinker=lambda w: named_entry(w.method, "thinker", "thinkers"),  # the entry its `thinker:` names, or {}
         n_shards=lambda w: n_shards(w.method),
         seed=config["seed"],
         device=config["device"],
@@ -18,27 +19,10 @@ rule generate:
     resources:
         gpu=GPU,
     log:
-        "logs/gen/{dataset}/{model}/{method}/shard-{shard}.log",
+        "logs/generate/{dataset}/{model}/{method}/shard-{shard}.log",
     benchmark:
-        "results/benchmarks/gen/{dataset}/{model}/{method}/shard-{shard}.tsv"
+        "results/benchmarks/generate/{dataset}/{model}/{method}/shard-{shard}.tsv"
     conda:
         ENV
     script:
         "../scripts/generate.py"
-
-
-rule merge_shards:
-    input:
-        samples=lambda w: shard_files(w, ".jsonl"),
-        timings=lambda w: shard_files(w, ".timing.json"),
-    output:
-        samples="results/gen/{dataset}/{model}/{method}/samples.jsonl",
-        timing="results/gen/{dataset}/{model}/{method}/timing.json",
-    params:
-        code=code_hash("infscale.generate"),
-    log:
-        "logs/gen/{dataset}/{model}/{method}/merge.log",
-    conda:
-        ENV
-    script:
-        "../scripts/merge_shards.py"

@@ -5,10 +5,10 @@ rule grade:
     output:
         "results/graded/{dataset}/{model}/{method}/samples.jsonl",
     params:
-        grading=config.get("grading", {}),
-        code=code_hash("infscale.grading"),
+        mode=setting(config, "grading", "mode"),
+        code=code_hash("infscale.grade"),
     log:
-        "logs/graded/{dataset}/{model}/{method}.log",
+        "logs/grade/{dataset}/{model}/{method}.log",
     conda:
         ENV
     script:

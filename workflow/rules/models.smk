@@ -3,9 +3,9 @@ rule prepare_model:
         "resources/models/{model}/model.json",
     params:
         model=lambda w: config["models"][w.model],
-        code=code_hash("infscale.models"),
+        code=code_hash("infscale.models.prepare_model"),
     log:
-        "logs/models/{model}.log",
+        "logs/prepare_model/{model}.log",
     benchmark:
         "results/benchmarks/prepare_model/{model}.tsv"
     conda:

@@ -14,9 +14,9 @@ rule provenance:
         repo=str(REPO_ROOT),
         code=code_hash("infscale.provenance"),
     log:
-        "logs/provenance.log",
+        "logs/provenance/provenance.log",
     benchmark:
-        "results/benchmarks/provenance.tsv"
+        "results/benchmarks/provenance/provenance.tsv"
     conda:
         ENV
     script:

@@ -1,4 +1,4 @@
-from infscale.cot_scaling import write_cot_scaling
+from infscale.reports.cot_scaling import write_cot_scaling
 from infscale.pipeline import logged
 
 with logged(snakemake.log[0]):

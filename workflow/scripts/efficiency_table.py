@@ -1,5 +1,5 @@
 from infscale.pipeline import logged
-from infscale.reports.efficiency import efficiency_report_file
+from infscale.reports.efficiency_table import efficiency_report_file
 
 with logged(snakemake.log[0]):
     efficiency_report_file(snakemake.input[0], snakemake.output.csv, snakemake.output.md,

@@ -1,4 +1,5 @@
 from infscale.generate import run_generation
+from infscale.methods import Resources
 from infscale.pipeline import logged
 
 with logged(snakemake.log[0]):
@@ -15,4 +16,5 @@ with logged(snakemake.log[0]):
         seed=snakemake.params.seed,
         device=snakemake.params.device,
         threads=snakemake.threads,
+        resources=Resources.from_job(dict(snakemake.input.items()), snakemake.params.scorer, snakemake.params.thinker),
     )

@@ -1,6 +1,6 @@
-from infscale.grading import grade_responses
+from infscale.grade import grade_responses
 from infscale.pipeline import logged
 
 with logged(snakemake.log[0]):
     grade_responses(snakemake.input.samples, snakemake.input.questions, snakemake.output[0],
-                    mode=snakemake.params.grading.get("mode", "flexible"))
+                    mode=snakemake.params.mode)

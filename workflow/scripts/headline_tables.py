@@ -1,5 +1,5 @@
 from infscale.pipeline import logged
-from infscale.reports.headline import write_headline_tables
+from infscale.reports.headline_tables import write_headline_tables
 
 with logged(snakemake.log[0]):
     write_headline_tables(snakemake.input.accuracy, snakemake.input.metrics, snakemake.params.methods,

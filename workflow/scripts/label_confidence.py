@@ -1,5 +1,5 @@
 from infscale.pipeline import logged
-from infscale.scoring.confidence import run_labelling
+from infscale.scoring.label_confidence import run_labelling
 
 with logged(snakemake.log[0]):
     run_labelling(

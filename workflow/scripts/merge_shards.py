@@ -1,4 +1,4 @@
-from infscale.generate import merge_shards
+from infscale.merge_shards import merge_shards
 from infscale.pipeline import logged
 
 with logged(snakemake.log[0]):

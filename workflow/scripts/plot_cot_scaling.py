@@ -1,7 +1,7 @@
 import pandas as pd
 
 from infscale.pipeline import logged
-from infscale.reports.cot_scaling import plot_cot_improvement, plot_intersecting_lines
+from infscale.reports.plot_cot_scaling import plot_cot_improvement, plot_intersecting_lines
 
 with logged(snakemake.log[0]):
     models = pd.read_csv(snakemake.input.models)

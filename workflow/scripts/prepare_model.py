@@ -1,6 +1,7 @@
 from pathlib import Path
 
-from infscale.models import ModelConfig, prepare_model
+from infscale.models import ModelConfig
+from infscale.models.prepare_model import prepare_model
 from infscale.pipeline import logged
 
 with logged(snakemake.log[0]):

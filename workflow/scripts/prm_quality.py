@@ -1,5 +1,5 @@
 from infscale.pipeline import logged
-from infscale.reports.prm import write_prm_quality
+from infscale.reports.prm_quality import write_prm_quality
 
 with logged(snakemake.log[0]):
     write_prm_quality(snakemake.input.trained, snakemake.params.runs, snakemake.input.graded, snakemake.input.scores,

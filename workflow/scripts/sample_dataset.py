@@ -1,4 +1,4 @@
-from infscale.data import DatasetConfig, write_splits
+from infscale.data.sample_dataset import DatasetConfig, write_splits
 from infscale.pipeline import logged
 
 with logged(snakemake.log[0]):

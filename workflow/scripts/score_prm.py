@@ -1,6 +1,8 @@
 from infscale.pipeline import logged
-from infscale.scoring.prm import score_responses
+from infscale.scoring.score_prm import score_prm
+from infscale.scoring.scorers import ScorerFiles
 
 with logged(snakemake.log[0]):
-    score_responses(snakemake.input.samples, snakemake.input.questions, snakemake.params.scorer, snakemake.output[0],
-                    device=snakemake.params.device, threads=snakemake.threads)
+    score_prm(snakemake.input.samples, snakemake.input.questions, snakemake.wildcards.scorer, snakemake.params.scorer,
+              snakemake.output[0], files=ScorerFiles.from_inputs(dict(snakemake.input.items())),
+              device=snakemake.params.device, threads=snakemake.threads)

@@ -36,13 +36,15 @@ sequence (the seed study's evaluation recomputes the full sequence with thoughts
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from infscale.schema import defaults
 
 EMBEDDING_SCALE = 100.0        # official `embedding_scale`: start/end embeddings are stored /100, used ×100
 THOUGHT_INIT_STD_SCALE = 1e-2  # official `thought_init_std_scale` (the unused log-std row)
@@ -455,41 +457,38 @@ class QuietStarDecoder(nn.Module):
 
 @dataclass(frozen=True)
 class ThinkerConfig:
-    """A `thinkers:` entry. Defaults are the official training run's (quiet-star-train.py + modeling_mistral.py:
+    """A `thinkers:` entry, its unset keys filled from the schema's defaults (`from_config`). Those are the
+    official training run's (quiet-star-train.py + modeling_mistral.py:
     n_ahead 12 = start + 9 thought tokens + end + 1, n_ahead_talk 4, n_passes 2, lr 1e-6, AdamW weight decay
     0.001, 20 warm-up steps, gradient norm clip 1, policy_loss_beta 1e6, original_loss_weight 0.5,
     REINFORCE temperature 3, 8 texts per step, 256 tokens, killed after 100 steps)."""
 
     name: str
     model: str
-    source: str = "train"               # train | official (load ezelikman/quietstar-8-ahead's heads)
-    n_thought_tokens: int = 9
-    n_talk: int = 4
-    n_passes: int = 2
-    thought_temperature: float = 1.0
-    reinforce_temperature: float = 3.0
-    policy_weight: float = 1e6
-    original_loss_weight: float = 0.5
-    learning_rate: float = 1e-6
-    weight_decay: float = 0.001
-    warmup_steps: int = 20
-    max_grad_norm: float = 1.0
-    steps: int = 100
-    batch_size: int = 8                 # texts per step (each run n_passes times)
-    max_length: int = 256               # tokens per text
-    checkpoint_every: int = 10          # steps between resumable checkpoints
-    control: bool = True                # also fine-tune the plain LM on the same texts (the control)
+    source: str  # train | official (load ezelikman/quietstar-8-ahead's heads)
+    n_thought_tokens: int
+    n_talk: int
+    n_passes: int
+    thought_temperature: float
+    reinforce_temperature: float
+    policy_weight: float
+    original_loss_weight: float
+    learning_rate: float
+    weight_decay: float
+    warmup_steps: int
+    max_grad_norm: float
+    steps: int
+    batch_size: int  # texts per step (each run n_passes times)
+    max_length: int  # tokens per text
+    checkpoint_every: int  # steps between resumable checkpoints
+    control: bool  # also fine-tune the plain LM on the same texts (the control)
     text: dict[str, Any] = field(default_factory=dict)   # task, task_config, seed, n_train, n_heldout
 
     @classmethod
     def from_config(cls, name: str, cfg: dict[str, Any]) -> "ThinkerConfig":
-        known = {f.name for f in fields(cls)} - {"name"}
-        unknown = sorted(set(cfg) - known)
-        if unknown:
-            raise ValueError(f"thinkers.{name}: unknown key(s) {unknown}; known: {sorted(known)}")
-        if cfg.get("source", "train") not in ("train", "official"):
-            raise ValueError(f"thinkers.{name}.source: expected train|official, got {cfg['source']!r}")
-        return cls(name=name, **cfg)
+        """The entry `thinkers.<name>` as the config wrote it (validated by the config schema), the keys it
+        leaves out at the schema's defaults."""
+        return cls(name=name, **{**defaults("thinker"), **cfg})
 
     def wrapper_settings(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in ("n_thought_tokens", "n_talk", "n_passes", "thought_temperature",

@@ -13,6 +13,9 @@ import torch
 from infscale.methods import MethodSpec, register
 from infscale.models.hf import Continuation, LoadedModel, SamplingParams, sample_continuations, stream_generator
 from infscale.prompts import PromptConfig, build_prompt
+from infscale.schema import defaults
+
+_DEFAULTS = defaults("sampling_options")   # the schema's bounds and defaults of the sampler's keys
 
 
 @dataclass(frozen=True)
@@ -22,20 +25,14 @@ class SamplingConfig:
     top_p: float = 1.0
     max_new_tokens: int = 384
     stop: list[str] = field(default_factory=list)
-    stop_rule: str = "completion"  # or whole_text (seed 000), see SamplingParams
+    stop_rule: str = _DEFAULTS["stop_rule"]  # or whole_text (seed 000), see SamplingParams
     # seed 000's answer phase: once the reasoning stops, encode prompt + reasoning (right-stripped) + this
     # suffix afresh and decode up to `answer_tokens` more; the answer is read from those (grading)
     answer_suffix: str | None = None
-    answer_tokens: int = 12
+    answer_tokens: int = _DEFAULTS["answer_tokens"]
     batch_size: int = 128          # sequences decoded together (questions per batch = batch_size // n_samples)
     shards: int = 1                # Snakemake jobs the questions are split into
     prompt: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if self.answer_tokens < 1:
-            raise ValueError(f"answer_tokens must be >= 1, got {self.answer_tokens}")
-        if self.answer_suffix == "":
-            raise ValueError("answer_suffix: empty; leave it out (null) for no answer phase")
 
     @property
     def prompt_config(self) -> PromptConfig:

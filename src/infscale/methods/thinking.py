@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 
-from infscale.methods import MethodSpec, register
+from infscale.methods import MethodSpec, Resources, register
 from infscale.methods.quietstar import QuietStarDecoder
 from infscale.methods.rebase import RebaseConfig
 from infscale.methods.sampling import SamplingConfig
@@ -36,46 +37,36 @@ TREE_THOUGHTS_KEPT = 32     # thoughts of a tree stored (decoded) in its sample 
 
 @dataclass(frozen=True)
 class QuietStarConfig(SamplingConfig):
-    thinker: dict[str, Any] = field(default_factory=dict)   # resolved `thinkers:` entry (+ its weights path)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        _require_thinker(self.thinker)
+    thinker: str = ""       # a name under `thinkers:` (its entry and weights: `load_thinking`)
 
 
 @dataclass(frozen=True)
 class QuietStarRebaseConfig(RebaseConfig):
-    thinker: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        _require_thinker(self.thinker)
+    thinker: str = ""
 
 
-def _require_thinker(thinker: dict[str, Any]) -> None:
-    if not thinker:
-        raise ValueError("a Quiet-STaR method needs `thinker:` (the name of an entry under `thinkers:`)")
-
-
-def thinking_model(lm: LoadedModel, thinker: dict[str, Any]) -> tuple[LoadedModel, QuietStarDecoder]:
-    """`lm` with its model wrapped for thinking generation (trained weights loaded), and the decoder."""
+def thinking_model(lm: LoadedModel, name: str, thinker: dict[str, Any],
+                   weights: str | Path | None) -> tuple[LoadedModel, QuietStarDecoder]:
+    """`lm` with its model wrapped for thinking generation (the `thinkers:` entry `name`, its trained `weights`
+    loaded), and the decoder."""
     from infscale.methods.quietstar import ThinkerConfig, wrap
 
-    cfg = ThinkerConfig.from_config(thinker["name"], {k: v for k, v in thinker.items()
-                                                       if k not in ("name", "weights")})
-    qs = wrap(lm.model, lm.tokenizer, cfg, thinker.get("weights")).eval()
+    qs = wrap(lm.model, lm.tokenizer, ThinkerConfig.from_config(name, thinker), weights).eval()
     decoder = QuietStarDecoder(qs)
     return dataclasses.replace(lm, model=decoder), decoder
 
 
-def load_thinking(lm: LoadedModel, cfg: QuietStarConfig | QuietStarRebaseConfig) -> dict[str, Any]:
+def load_thinking(lm: LoadedModel, cfg: QuietStarConfig | QuietStarRebaseConfig,
+                  resources: Resources) -> dict[str, Any]:
     """The methods' `load`: the Quiet-STaR wrapper with its trained weights (timed as load time)."""
-    thinking, decoder = thinking_model(lm, cfg.thinker)
+    if resources.thinker is None:
+        raise ValueError(f"Quiet-STaR: the entry of its thinker {cfg.thinker!r} was not given")
+    thinking, decoder = thinking_model(lm, cfg.thinker, resources.thinker, resources.thinker_weights)
     return {"thinking": thinking, "decoder": decoder}
 
 
-def load_thinking_search(lm: LoadedModel, cfg: QuietStarRebaseConfig) -> dict[str, Any]:
-    return {**load_tree_scorer(lm, cfg), **load_thinking(lm, cfg)}
+def load_thinking_search(lm: LoadedModel, cfg: QuietStarRebaseConfig, resources: Resources) -> dict[str, Any]:
+    return {**load_tree_scorer(lm, cfg, resources), **load_thinking(lm, cfg, resources)}
 
 
 def _seed(seed: int, question: dict[str, Any]) -> int:
@@ -84,10 +75,7 @@ def _seed(seed: int, question: dict[str, Any]) -> int:
 
 
 def generate(questions: list[dict[str, Any]], shots: list[dict[str, Any]], lm: LoadedModel, cfg: QuietStarConfig,
-             seed: int, thinking: LoadedModel | None = None,
-             decoder: QuietStarDecoder | None = None) -> Iterator[list[dict[str, Any]]]:
-    if thinking is None or decoder is None:
-        thinking, decoder = thinking_model(lm, cfg.thinker)
+             seed: int, thinking: LoadedModel, decoder: QuietStarDecoder) -> Iterator[list[dict[str, Any]]]:
     size = decoder.qs.n_thought_tokens + 2
     decode = lm.tokenizer.decode
     per_batch = cfg.questions_per_batch
@@ -105,11 +93,8 @@ def generate(questions: list[dict[str, Any]], shots: list[dict[str, Any]], lm: L
 
 
 def generate_rebase(questions: list[dict[str, Any]], shots: list[dict[str, Any]], lm: LoadedModel,
-                    cfg: QuietStarRebaseConfig, seed: int, scorer: Any = None, thinking: LoadedModel | None = None,
-                    decoder: QuietStarDecoder | None = None) -> Iterator[list[dict[str, Any]]]:
-    if thinking is None or decoder is None:
-        thinking, decoder = thinking_model(lm, cfg.thinker)
-    scorer = scorer or load_tree_scorer(lm, cfg)["scorer"]
+                    cfg: QuietStarRebaseConfig, seed: int, scorer: Any, thinking: LoadedModel,
+                    decoder: QuietStarDecoder) -> Iterator[list[dict[str, Any]]]:
     dims = ModelDims.from_config(lm.spec["config"])
     decode = lm.tokenizer.decode
     for question in questions:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from infscale.io import atomic_open
-from infscale.reports.headline import cot_display, display_formats, headline_display, labelling_display
+from infscale.reports.headline_tables import cot_display, display_formats, headline_display, labelling_display
 from infscale.reports.tables import read_table
 
 STYLE = """<style>

@@ -5,28 +5,13 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import matplotlib
+import pandas as pd
+import seaborn as sns
+from matplotlib.lines import Line2D
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
-matplotlib.use("Agg")  # headless: figures are files, never windows
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter  # noqa: E402
-
-from infscale.reports.efficiency import ORACLE_RULES  # noqa: E402
-
-
-def save_figure(fig: plt.Figure, png_path: str | Path, fixed_size: bool = False) -> None:
-    """Save as PNG and as a PDF twin beside it (written to temp names, then renamed). `fixed_size` keeps the
-    figure's own size (a paper's column width) instead of cropping it to its contents."""
-    png_path = Path(png_path)
-    png_path.parent.mkdir(parents=True, exist_ok=True)
-    for path in (png_path, png_path.with_suffix(".pdf")):
-        tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-        fig.savefig(tmp, dpi=200 if fixed_size else 150, bbox_inches=None if fixed_size else "tight")
-        tmp.replace(path)
-    plt.close(fig)
+from infscale.figures import plt, save_figure
+from infscale.reports.efficiency_table import ORACLE_RULES
 
 
 def distinct_palette(names) -> dict:
@@ -210,3 +195,16 @@ def plot_efficiency_ranking(efficiency: pd.DataFrame, png_path: str | Path) -> N
             ax.get_legend().remove()
     fig.tight_layout()
     save_figure(fig, png_path)
+
+
+def write_plots(accuracy_csv: str | Path, efficiency_csv: str | Path, n_png: str | Path, tflops_png: str | Path,
+                seconds_png: str | Path, ranking_png: str | Path) -> None:
+    """The rule `plots`: accuracy vs N, vs TFLOPs and vs seconds from the accuracy table, and the efficiency
+    ranking from the efficiency table (each a PNG with its PDF twin)."""
+    from infscale.reports.tables import read_table
+
+    plot_accuracy_vs_n(pd.read_csv(accuracy_csv, keep_default_na=False), n_png)
+    accuracy = read_table(accuracy_csv)
+    plot_accuracy_vs_cost(accuracy, tflops_png, x="tflops")
+    plot_accuracy_vs_cost(accuracy, seconds_png, x="seconds")
+    plot_efficiency_ranking(read_table(efficiency_csv), ranking_png)

@@ -1,4 +1,5 @@
-"""Result tables: every metrics file of a run in one long table (CSV + Markdown)."""
+"""Table files of the reports: a CSV with its Markdown twin (`write_table`), read back with empty text cells kept
+as "" (`read_table`)."""
 
 from __future__ import annotations
 
@@ -7,26 +8,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from infscale.io import atomic_open, read_json
+from infscale.io import atomic_open
 
-ACCURACY_COLUMNS = ["dataset", "model", "method", "rule", "weight", "n", "accuracy", "ci_low", "ci_high",
-                    "tflops", "seconds", "tokens", "n_questions", "exact", "stderr_mc", "tflops_seed000",
-                    "load_seconds", "device", "torch_threads"]
 TEXT_COLUMNS = ("dataset", "model", "method", "rule", "weight", "device")
-
-
-def collect_metrics(paths: Sequence[str | Path]) -> pd.DataFrame:
-    rows = []
-    for path in paths:
-        metrics = read_json(path)
-        # run-level facts on every row: model loading (kept out of `seconds`) and where the seconds were measured
-        run = {"dataset": metrics["dataset"], "model": metrics["model"], "method": metrics["method"],
-               "load_seconds": metrics.get("seconds", {}).get("load"), "device": metrics.get("device"),
-               "torch_threads": metrics.get("torch_threads")}
-        for row in metrics["rows"]:
-            rows.append({**run, **row})
-    table = pd.DataFrame(rows, columns=ACCURACY_COLUMNS)
-    return table.sort_values(["dataset", "model", "method", "weight", "rule", "n"], kind="stable").reset_index(drop=True)
 
 
 def read_table(csv_path: str | Path, text_columns: Sequence[str] = ()) -> pd.DataFrame:
@@ -49,9 +33,3 @@ def write_table(table: pd.DataFrame, csv_path: str | Path, md_path: str | Path, 
         # missing values (NaN, <NA>) as empty cells
         shown = table.astype(object).where(table.notna(), None)
         handle.write(f"# {title}\n\n" + shown.to_markdown(index=False, floatfmt=floatfmt, missingval="") + "\n")
-
-
-def accuracy_table(metrics_paths: Sequence[str | Path], csv_path: str | Path, md_path: str | Path) -> pd.DataFrame:
-    table = collect_metrics(metrics_paths)
-    write_table(table, csv_path, md_path, "Accuracy (%) by selection rule and N, 95% CI over questions")
-    return table

@@ -32,6 +32,7 @@ from infscale.io import ResumableJsonlWriter, read_json, read_jsonl
 from infscale.fingerprint import job_fingerprint
 from infscale.progress import Progress
 from infscale.prompts import uses_chat_template
+from infscale.schema import defaults
 
 log = logging.getLogger(__name__)
 
@@ -49,26 +50,22 @@ DEFAULT_TEMPLATE = (
 DEFAULT_ANSWER_PREFIX = "Confidence: "
 
 
+_DEFAULTS = defaults("labelling")   # the schema's bounds and defaults of the `labelling:` section
+
+
 @dataclass(frozen=True)
 class LabellingConfig:
     """The `labelling:` config section (workflow/schemas/config.schema.yaml)."""
 
-    mode: str = "expected"                 # expected | argmax
-    epsilon: float | None = None           # squash into [0.5 − ε, 0.5 + ε]; None: no squash
+    mode: str = _DEFAULTS["mode"]          # expected | argmax
+    epsilon: float | None = _DEFAULTS["epsilon"]   # squash into [0.5 − ε, 0.5 + ε]; None: no squash
     template: str = DEFAULT_TEMPLATE       # with {question} and {response}
     answer_prefix: str = DEFAULT_ANSWER_PREFIX  # text right before the digit (start of the labeller's reply)
-    chat_template: str = "auto"            # auto | always | never (as in prompts)
-    batch_size: int = 16                   # (question, response) pairs per forward pass
+    chat_template: str = _DEFAULTS["chat_template"]   # auto | always | never (as in prompts)
+    batch_size: int = _DEFAULTS["batch_size"]         # (question, response) pairs per forward pass
 
     def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise ValueError(f"labelling.mode: expected one of {list(MODES)}, got {self.mode!r}")
-        if self.epsilon is not None and not 0 <= self.epsilon <= 0.5:
-            raise ValueError(f"labelling.epsilon: must lie in [0, 0.5], got {self.epsilon!r}")
-        if self.chat_template not in ("auto", "always", "never"):
-            raise ValueError(f"labelling.chat_template: expected auto|always|never, got {self.chat_template!r}")
-        if self.batch_size < 1:
-            raise ValueError(f"labelling.batch_size: must be >= 1, got {self.batch_size!r}")
+        # the schema bounds each key; what it cannot say (the template's fields) is checked here
         for key in ("{question}", "{response}"):
             if key not in self.template:
                 raise ValueError(f"labelling.template: must contain {key}")
@@ -236,7 +233,7 @@ def run_labelling(samples_path: str | Path, questions_path: str | Path, labeller
     dims = ModelDims.from_config(spec["config"])
     questions = {q["id"]: q["question"] for q in read_jsonl(questions_path)}
     responses = read_jsonl(samples_path)
-    fingerprint = job_fingerprint(("infscale.scoring.confidence",), {"cfg": asdict(cfg), "device": device},
+    fingerprint = job_fingerprint(("infscale.scoring.label_confidence",), {"cfg": asdict(cfg), "device": device},
                                   [samples_path, questions_path, labeller_spec_path])
     writer = ResumableJsonlWriter(output, key_fields=("id", "sample"), fingerprint=fingerprint)
     todo = [r for r in responses if (r["id"], r["sample"]) not in writer.done]

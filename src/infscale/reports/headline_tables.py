@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,11 +24,10 @@ from typing import Any
 import pandas as pd
 
 from infscale.io import atomic_open, read_json
-from infscale.reports.efficiency import efficiency_table, per_question_costs
+from infscale.reports.efficiency_table import efficiency_table, per_question_costs
 from infscale.reports.tables import read_table
 
 SPEC_PATTERN = re.compile(r"^(?P<rule>[a-z_]+)(\[(?P<weight>[^\]]+)\])?(@(?P<n>[1-9][0-9]*))?$")
-SEARCH_KINDS = ("rebase", "beam")
 KEYS = ["dataset", "model", "method"]
 
 
@@ -55,10 +54,11 @@ class Selection:
         return f"{self.rule}{weight}" + (f"@{self.n}" if self.n else "")
 
 
-def default_selection(method_cfg: Mapping[str, Any], weights: Sequence[str]) -> Selection:
-    """Sampling: majority vote over its whole pool (its vote count). Tree search: weighted majority by its own
-    PRM's last-step score when the run scores its leaves with it, else majority over its leaves."""
-    if method_cfg.get("kind") in SEARCH_KINDS and method_cfg.get("scorer"):
+def default_selection(method_cfg: Mapping[str, Any], weights: Sequence[str], search: bool = False) -> Selection:
+    """Sampling: majority vote over its whole pool (its vote count). Tree search (`search`: the aggregation's
+    `metrics.search`): weighted majority by its own PRM's last-step score when the run scores its leaves with it,
+    else majority over its leaves."""
+    if search and method_cfg.get("scorer"):
         weight = f"prm-{method_cfg['scorer']}:last"
         if weight in weights:
             return Selection("weighted_majority", weight)
@@ -76,8 +76,9 @@ def configured_selections(methods: Mapping[str, Any], configured: Mapping[str, s
 
 
 def headline_selections(methods: Mapping[str, Mapping[str, Any]], configured: Mapping[str, str] | None,
-                        accuracy: pd.DataFrame) -> dict[str, Selection]:
-    """Each method of the accuracy table -> its headline selection (configured, else `default_selection`)."""
+                        accuracy: pd.DataFrame, searches: Collection[str] = ()) -> dict[str, Selection]:
+    """Each method of the accuracy table -> its headline selection (configured, else `default_selection`).
+    `searches`: the methods whose metrics say they are tree searches (`search_methods`)."""
     chosen = configured_selections(methods, configured)
     selections = {}
     for name in dict.fromkeys(accuracy["method"]):
@@ -85,7 +86,7 @@ def headline_selections(methods: Mapping[str, Mapping[str, Any]], configured: Ma
             selections[name] = chosen[name]
         else:
             weights = sorted(set(accuracy.loc[accuracy["method"] == name, "weight"]) - {""})
-            selections[name] = default_selection(methods.get(name, {}), weights)
+            selections[name] = default_selection(methods.get(name, {}), weights, search=name in searches)
     return selections
 
 
@@ -101,6 +102,11 @@ def _select(rows: pd.DataFrame, selection: Selection, label: str) -> pd.Series:
         raise ValueError(f"report.headline.{label}: {selection} has no N={n} "
                          f"(available N: {sorted(match['n'].astype(int).tolist())})")
     return at_n.iloc[0]
+
+
+def search_methods(metrics_paths: Sequence[str | Path]) -> set[str]:
+    """The methods whose pools the aggregation found to be tree searches (`metrics.search`)."""
+    return {m["method"] for m in map(read_json, metrics_paths) if m.get("search")}
 
 
 def token_split(metrics_paths: Sequence[str | Path]) -> pd.DataFrame:
@@ -287,7 +293,8 @@ def write_headline_tables(accuracy_csv: str | Path, metrics_paths: Sequence[str 
     config key or file."""
     accuracy = read_table(accuracy_csv)
     tokens = token_split(metrics_paths)
-    table = headline_table(accuracy, headline_selections(methods, configured, accuracy), tokens, seed_rounding)
+    selections = headline_selections(methods, configured, accuracy, search_methods(metrics_paths))
+    table = headline_table(accuracy, selections, tokens, seed_rounding)
     shown = headline_display(table)
     _write_pair(table, shown, outputs["csv"], outputs["md"], HEADLINE_TITLE)
     written = {"headline": table}

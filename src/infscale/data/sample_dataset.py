@@ -14,9 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from infscale.io import iter_jsonl, write_jsonl
+from infscale.schema import defaults
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 VENDORED_GSM8K = REPO_ROOT / "data" / "gsm8k" / "test.jsonl"
+
+
+_DEFAULTS = defaults("dataset")   # the schema's bounds and defaults of a `datasets:` entry
 
 
 @dataclass(frozen=True)
@@ -24,13 +28,13 @@ class DatasetConfig:
     name: str
     source: str                     # gsm8k | reasoning_gym
     n_test: int
-    n_train: int = 8
-    seed: int = 42
+    n_train: int = _DEFAULTS["n_train"]
+    seed: int = _DEFAULTS["seed"]
     path: str | None = None         # gsm8k: JSONL with question/answer (default: the vendored test split)
     task: str | None = None         # reasoning_gym: task name, e.g. "products"
     task_config: dict[str, Any] = field(default_factory=dict)
     pool_size: int | None = None    # reasoning_gym: how many questions to generate before sampling
-    selection: str = "random"       # random | shuffle_head, see SELECTIONS
+    selection: str = _DEFAULTS["selection"]   # random | shuffle_head, see SELECTIONS
 
     @classmethod
     def from_config(cls, name: str, cfg: dict[str, Any]) -> "DatasetConfig":

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from infscale.aggregate import STEP_AGGREGATIONS
-from infscale.estimators import auroc, auroc_ci
+from infscale.steps import STEP_AGGREGATIONS
+from infscale.stats import auroc, auroc_ci
 from infscale.io import read_json, read_jsonl
 from infscale.reports.tables import write_table
 

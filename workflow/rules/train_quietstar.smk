@@ -1,6 +1,6 @@
 # Quiet-STaR (issue 13): the wrapper is trained on worked solutions of a dataset's task (never its test
 # questions), next to an LM-only fine-tune control, and evaluated by the `quietstar` / `quietstar_rebase`
-# methods, whose generate jobs read the trained weights (`thinker_inputs`, common.smk).
+# methods, whose generate jobs read the trained weights (`method_inputs`, common.smk).
 
 
 rule train_quietstar:
@@ -17,7 +17,7 @@ rule train_quietstar:
         ),
         heldout="results/quietstar/{dataset}/{thinker}/heldout.json",
     params:
-        thinker=lambda w: {**config["thinkers"][w.thinker], "name": w.thinker},
+        thinker=lambda w: config["thinkers"][w.thinker],
         dataset=lambda w: config["datasets"][w.dataset],
         seed=config["seed"],
         device=config["device"],
@@ -26,9 +26,9 @@ rule train_quietstar:
     resources:
         gpu=GPU,
     log:
-        "logs/quietstar/{dataset}/{thinker}/train.log",
+        "logs/train_quietstar/{dataset}/{thinker}.log",
     benchmark:
-        "results/benchmarks/quietstar/{dataset}/{thinker}.tsv"
+        "results/benchmarks/train_quietstar/{dataset}/{thinker}.tsv"
     conda:
         ENV
     script:

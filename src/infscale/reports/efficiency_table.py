@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from infscale.io import atomic_open
 from infscale.reports.tables import read_table, write_table
 
 REQUIRED_COLUMNS = ("method", "accuracy", "tflops", "seconds")
@@ -73,24 +72,6 @@ def efficiency_table(df: pd.DataFrame, seed_rounding: bool = False) -> pd.DataFr
 def to_markdown(df: pd.DataFrame, decimals: int = SEED_DECIMALS) -> str:
     """A Markdown table of `df` with floats shown to `decimals` places (the Markdown twin of a CSV table)."""
     return df.to_markdown(index=False, floatfmt=f".{decimals}f") + "\n"
-
-
-def efficiency_file(input_csv: str | Path, output_csv: str | Path, seed_rounding: bool = False) -> pd.DataFrame:
-    """Read a CSV of methods, write its efficiency table to `output_csv` and a Markdown twin beside it (`.md`).
-
-    Both files are written atomically. Errors name the input file.
-    """
-    input_csv, output_csv = Path(input_csv), Path(output_csv)
-    table = pd.read_csv(input_csv)
-    try:
-        result = efficiency_table(table, seed_rounding=seed_rounding)
-    except ValueError as err:
-        raise ValueError(f"{input_csv}: {err}") from None
-    with atomic_open(output_csv) as handle:
-        result.to_csv(handle, index=False)
-    with atomic_open(output_csv.with_suffix(".md")) as handle:
-        handle.write(to_markdown(result))
-    return result
 
 
 # ----------------------------------------------------------------------------------------------------------

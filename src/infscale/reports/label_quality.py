@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from infscale.estimators import auroc
+from infscale.stats import auroc
 from infscale.io import read_json, read_jsonl
 from infscale.reports.plots import distinct_palette, panel_axes, plt, readable_log_axis, save_figure, sns
 from infscale.reports.tables import write_table

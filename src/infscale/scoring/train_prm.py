@@ -25,12 +25,14 @@ from typing import Any
 
 import torch
 
-from infscale.estimators import auroc, auroc_ci
+from infscale.stats import auroc, auroc_ci
 from infscale.grading import answers_equivalent, extract_answer
 from infscale.io import read_json, read_jsonl, write_json
 from infscale.models.hf import SamplingParams, load_model, sample_continuations
 from infscale.prompts import PromptConfig, build_prompt
-from infscale.scoring.prm import FEATURES, PRMConfig, ValueHead, path_step_features, split_steps
+from infscale.scoring.features import FEATURES, path_step_features
+from infscale.scoring.scorers import PRMConfig, ValueHead
+from infscale.steps import split_steps
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +172,7 @@ def _choose_head(fit: list[dict[str, Any]], x_fit: torch.Tensor, validation: lis
     return tuple(best["features"].split("+")), best["l2"], by, tried
 
 
-def train_value_head(train_path: str | Path, model_spec_path: str | Path, scorer_cfg: dict[str, Any],
+def train_value_head(train_path: str | Path, model_spec_path: str | Path, scorer_name: str, scorer_cfg: dict[str, Any],
                      head_output: str | Path, quality_output: str | Path, *, dataset: str, seed: int = 42,
                      device: str = "auto", threads: int | None = None) -> dict[str, Any]:
     """Rollouts, labels, fit and held-out quality of a value-head PRM; writes the head and quality JSON.
@@ -180,8 +182,7 @@ def train_value_head(train_path: str | Path, model_spec_path: str | Path, scorer
     chooses among them (`_choose_head`) and the chosen head is refitted on fit + validation problems."""
     if threads:
         torch.set_num_threads(threads)
-    cfg = PRMConfig.from_config(scorer_cfg.get("name", "prm"),
-                                {k: v for k, v in scorer_cfg.items() if k not in ("name", "path", "model_spec")})
+    cfg = PRMConfig.from_config(scorer_name, scorer_cfg)
     prompt_cfg = PromptConfig(**cfg.prompt)
     questions = read_jsonl(train_path)
     n_shots = prompt_cfg.n_shots if prompt_cfg.style.startswith("fewshot") else 0

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from infscale.reports.efficiency import per_question_costs
-from infscale.reports.headline import KEYS, Selection
+from infscale.reports.efficiency_table import per_question_costs
+from infscale.reports.headline_tables import KEYS, Selection
 from infscale.reports.tables import read_table
 from infscale.reports.plots import (Line2D, distinct_palette, pareto_frontier, plt, readable_log_axis, save_figure,
                                     sns)
