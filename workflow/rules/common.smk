@@ -56,6 +56,15 @@ def method_cfg(wildcards):
     return cfg
 
 
+def engine_inputs(model):
+    """A ct2 model's converted weights (rule convert_model); nothing for hf and vllm models."""
+    cfg = config["models"][model]
+    if cfg.get("backend", "hf") != "ct2":
+        return []
+    quantization = "float32" if cfg.get("compute_type") == "float32" else "int8"
+    return [f"resources/models/{model}/ct2-{quantization}"]
+
+
 def generate_code_hash(wildcards):
     """Generation runs infscale.generate plus the module of the method's kind (loaded by name, so not an import)."""
     return code_hash("infscale.generate", method_module(config["methods"][wildcards.method]["kind"]))

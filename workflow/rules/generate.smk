@@ -3,6 +3,7 @@ rule generate:
         test="results/data/{dataset}/test.jsonl",
         train="results/data/{dataset}/train.jsonl",
         model="resources/models/{model}/model.json",
+        engine=lambda w: engine_inputs(w.model) if method_cfg(w)["kind"] == "sampling" else [],
         prm=lambda w: search_scorer_inputs(w),  # tree search: its PRM (score.smk)
         thinker=lambda w: thinker_inputs(w),  # Quiet-STaR: its trained weights (quietstar.smk)
     output:

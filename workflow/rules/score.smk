@@ -7,6 +7,7 @@ rule train_prm:
     input:
         train="results/data/{dataset}/train.jsonl",
         model=lambda w: resolved_scorer(w.scorer, w.dataset)["model_spec"],
+        engine=lambda w: engine_inputs(resolved_scorer(w.scorer, w.dataset)["model"]),
     output:
         head="results/prm/{dataset}/{scorer}/head.pt",
         quality="results/prm/{dataset}/{scorer}/quality.json",

@@ -30,6 +30,8 @@ class ModelConfig:
     training_tokens: float | None = None     # pre-training tokens D (model card), for 6·N·D training FLOPs
     trust_remote_code: bool = False          # run the model repo's own Python code (only when the entry says so)
     family: str | None = None                # model family, for seed 004's per-family fits (cot_scaling)
+    backend: str = "hf"                      # hf | ct2 | vllm: what runs its generation (models.backend)
+    compute_type: str | None = None          # the engine's: ct2 int8 | int8_float32 | float32; vllm its dtype
 
     @classmethod
     def from_config(cls, name: str, cfg: dict[str, Any]) -> "ModelConfig":
@@ -105,5 +107,7 @@ def prepare_model(cfg: ModelConfig, out_dir: str | Path) -> dict[str, Any]:
         "gguf": gguf,
         "config": hf_config.to_dict(),
     }
+    if cfg.backend != "hf":      # hf specs stay as they were before backends existed
+        spec.update({"backend": cfg.backend, "compute_type": cfg.compute_type})
     write_json(out_dir / "model.json", spec)
     return spec

@@ -28,7 +28,8 @@ import torch
 from infscale.estimators import auroc, auroc_ci
 from infscale.grading import answers_equivalent, extract_answer
 from infscale.io import read_json, read_jsonl, write_json
-from infscale.models.hf import SamplingParams, load_model, sample_continuations
+from infscale.models.backend import load_backend
+from infscale.models.hf import SamplingParams, load_model
 from infscale.prompts import PromptConfig, build_prompt
 from infscale.scoring.prm import FEATURES, PRMConfig, ValueHead, path_step_features, split_steps
 
@@ -51,8 +52,10 @@ def rollout_labels(lm: Any, problems: list[dict[str, Any]], shots: list[dict[str
     for start in range(0, len(problems), batch):
         chunk = problems[start : start + batch]
         prompts = [build_prompt(p["question"], shots, prompt_cfg, lm.tokenizer) for p in chunk]
+        # the model's backend: hf draws from `generator`, engines seed each problem by its key
+        keys = [(generator.initial_seed(), p["id"], "rollout") for p in chunk]
         for problem, prompt, group in zip(chunk, prompts,
-                                          sample_continuations(lm, prompts, cfg.n_rollouts, params, generator)):
+                                          lm.sample(prompts, cfg.n_rollouts, params, generator, keys=keys)):
             for cont in group:
                 steps = split_steps(cont.text, cfg.step_separator)
                 right = _is_right(cont.text, problem["answer"])
@@ -63,13 +66,19 @@ def rollout_labels(lm: Any, problems: list[dict[str, Any]], shots: list[dict[str
                                                                     cfg.step_separator)})
     # every non-final prefix of every solution, completed n_completions times, in batches
     prefixes = [(s, k) for s in solutions for k in range(len(s["steps"]) - 1)]
+    rank: dict[int, int] = {}              # a solution's index among its problem's rollouts (engines' seed keys)
+    count: dict[str, int] = {}
+    for s in solutions:
+        rank[id(s)] = count.get(s["id"], 0)
+        count[s["id"]] = rank[id(s)] + 1
     log.info("%d solutions (%d right), %d step prefixes to complete %d times", len(solutions),
              sum(s["correct"] for s in solutions), len(prefixes), cfg.n_completions)
     batch = max(1, 64 // cfg.n_completions)
     for start in range(0, len(prefixes), batch):
         chunk = prefixes[start : start + batch]
         prompts = [s["prompt"] + "".join(s["steps"][: k + 1]) for s, k in chunk]
-        groups = sample_continuations(lm, prompts, cfg.n_completions, completion_params, generator)
+        keys = [(generator.initial_seed(), s["id"], rank[id(s)], k, "completion") for s, k in chunk]
+        groups = lm.sample(prompts, cfg.n_completions, completion_params, generator, keys=keys)
         for (s, k), group in zip(chunk, groups):
             done = "".join(s["steps"][: k + 1])
             s["values"][k] = sum(_is_right(done + c.text, s["reference"]) for c in group) / len(group)
@@ -194,13 +203,16 @@ def train_value_head(train_path: str | Path, model_spec_path: str | Path, scorer
     validation, fit = _split(rest, cfg.validation_fraction, seed + 1) if choosing else ([], rest)
 
     spec = read_json(model_spec_path)
-    lm = load_model(spec, device=device, dtype=spec.get("dtype", "auto"))
+    lm = load_model(spec, device=device, dtype=spec.get("dtype", "auto"))   # features: hidden states, on hf
+    # the rollouts on the model's backend (hf: this same model)
+    sampler = lm if spec.get("backend", "hf") == "hf" else load_backend(spec, model_spec_path, device=device,
+                                                                          threads=threads)
     d_model = lm.model.config.hidden_size
     generator = torch.Generator(device=lm.device).manual_seed(seed)
     began = time.perf_counter()
-    fit_solutions = rollout_labels(lm, fit, shots, cfg, generator)
-    validation_solutions = rollout_labels(lm, validation, shots, cfg, generator) if validation else []
-    held_solutions = rollout_labels(lm, held, shots, cfg, generator)
+    fit_solutions = rollout_labels(sampler, fit, shots, cfg, generator)
+    validation_solutions = rollout_labels(sampler, validation, shots, cfg, generator) if validation else []
+    held_solutions = rollout_labels(sampler, held, shots, cfg, generator)
     rollout_seconds = time.perf_counter() - began
     log.info("rollouts: %d + %d + %d solutions in %.1f s", len(fit_solutions), len(validation_solutions),
              len(held_solutions), rollout_seconds)

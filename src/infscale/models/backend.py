@@ -1,0 +1,313 @@
+"""Generation backends: one interface, chosen per model in the config (`models.<name>.backend: hf | ct2 | vllm`).
+
+- `hf`: the reference, `infscale.models.hf.sample_continuations` (our KV-sharing sampler on a transformers model);
+- `ct2`: CTranslate2 on a checkpoint converted once by the `convert_model` rule (int8 or float32 on CPU);
+- `vllm`: vLLM for GPU users (optional extra `pip install .[vllm]`): UNTESTED, no GPU was lent when it was
+  written (docs/performance.md).
+
+Every backend returns the same `Continuation` records (token ids and counts, finish reasons, stop strings applied
+as the `hf` sampler applies them), so FLOPs, grading and the rest of the pipeline do not depend on the backend.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from infscale.models.hf import Continuation, LoadedModel, SamplingParams, _find_stop, sample_continuations
+
+BACKENDS = ("hf", "ct2", "vllm")
+CT2_COMPUTE_TYPES = ("int8", "int8_float32", "float32")
+CT2_VERSION = "4.8.5"
+
+
+def ct2_available() -> bool:
+    return importlib.util.find_spec("ctranslate2") is not None
+
+
+def vllm_available() -> bool:
+    return importlib.util.find_spec("vllm") is not None
+
+
+def check_backend(name: str, backend: str, compute_type: str | None = None) -> None:
+    """A model entry's backend settings, checked at start: one-line errors naming the key."""
+    if backend not in BACKENDS:
+        raise ValueError(f"models.{name}.backend: expected one of {list(BACKENDS)}, got {backend!r}")
+    if backend == "ct2":
+        if not ct2_available():
+            raise ValueError(f"models.{name}.backend: ct2 needs CTranslate2, which is not installed "
+                             f"(pip install ctranslate2=={CT2_VERSION}, or `pip install -e .` which pins it)")
+        if compute_type is not None and compute_type not in CT2_COMPUTE_TYPES:
+            raise ValueError(f"models.{name}.compute_type: expected one of {list(CT2_COMPUTE_TYPES)} for ct2, "
+                             f"got {compute_type!r}")
+    if backend == "vllm" and not vllm_available():
+        raise ValueError(f"models.{name}.backend: vllm is not installed (optional extra: pip install -e '.[vllm]', "
+                         "GPU machines; the vllm backend is untested)")
+
+
+def ct2_quantization(compute_type: str) -> str:
+    """The weights a compute type needs on disk: int8 types load int8 weights, float32 fp32 ones."""
+    return "float32" if compute_type == "float32" else "int8"
+
+
+def ct2_convert(checkpoint: str | Path, out_dir: str | Path, quantization: str) -> Path:
+    """Convert an HF checkpoint for CTranslate2 (seconds for a 135M model); kept if already there."""
+    from ctranslate2.converters import TransformersConverter
+
+    out_dir = Path(out_dir)
+    if not (out_dir / "model.bin").exists():
+        TransformersConverter(str(checkpoint)).convert(str(out_dir), quantization=quantization, force=True)
+    return out_dir
+
+
+def key_seed(*key: Any) -> int:
+    """A 31-bit seed from a key (e.g. the run seed and a question id), independent of batching and shards."""
+    digest = hashlib.sha256(repr(key).encode()).digest()
+    return int.from_bytes(digest[:4], "little") >> 1
+
+
+class Backend(Protocol):
+    """What a generation-type stage needs from a model, whatever runs it.
+
+    `LoadedModel` (the `hf` backend, `infscale.models.hf`) is one; `CT2Model` and `VLLMModel` are the others.
+    """
+
+    backend: str                      # hf | ct2 | vllm
+    tokenizer: Any
+    spec: dict[str, Any]
+    load_seconds: float
+    device_name: str
+
+    def sample(self, prompts: list[str], n: int, params: SamplingParams, generator: Any = None,
+               keys: list[tuple[Any, ...]] | None = None) -> list[list[Continuation]]:
+        """`n` continuations of every prompt. `generator`: the `hf` sampler's torch stream(s); `keys`: one
+        seed key per prompt (e.g. (seed, question id)) for engines with their own random numbers."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """The backend, engine version and settings, for records' timing and the provenance."""
+        ...
+
+
+def eos_token_ids(tokenizer: Any, checkpoint: str | Path) -> set[int]:
+    """EOS ids as `LoadedModel.eos_token_ids` reads them: the generation config's and the tokenizer's."""
+    from transformers import GenerationConfig
+
+    try:
+        ids = GenerationConfig.from_pretrained(str(checkpoint)).eos_token_id
+    except OSError:
+        ids = None
+    ids = ids if isinstance(ids, list) else [ids]
+    ids = {i for i in ids if i is not None}
+    if tokenizer.eos_token_id is not None:
+        ids.add(tokenizer.eos_token_id)
+    return ids
+
+
+@dataclass
+class CT2Model:
+    """A model run by CTranslate2 (CPU: int8 or float32), with the `hf` sampler's record contract.
+
+    Differences from `hf`, by design (docs/reproducibility.md): one engine call per prompt (its n samples
+    together, prefix encoded once), seeded by `ctranslate2.set_random_seed(key_seed(*key))`, so a prompt's
+    samples depend on its key and the thread count only; the random numbers are CTranslate2's, not torch's, so
+    they differ from `hf`'s samples. Stop strings are checked after every token as `hf` checks them (the
+    engine's step callback ends that sample), the text is cut at the stop and only kept tokens are counted.
+    """
+
+    generator: Any
+    tokenizer: Any
+    spec: dict[str, Any]
+    load_seconds: float
+    compute_type: str
+    threads: int
+    eos: set[int]
+    folder: str
+    device_name: str = "cpu"
+    backend: str = "ct2"
+    device: Any = field(default=None)
+
+    def __post_init__(self) -> None:
+        import torch
+
+        self.device = torch.device("cpu")
+
+    def describe(self) -> dict[str, Any]:
+        import ctranslate2
+
+        return {"backend": "ct2", "engine_version": ctranslate2.__version__, "compute_type": self.compute_type,
+                "threads": self.threads, "converted": self.folder}
+
+    def sample(self, prompts: list[str], n: int, params: SamplingParams, generator: Any = None,
+               keys: list[tuple[Any, ...]] | None = None) -> list[list[Continuation]]:
+        import ctranslate2
+
+        if keys is None:
+            raise ValueError("the ct2 backend needs one seed key per prompt (keys=)")
+        tok = self.tokenizer
+        results = []
+        for prompt, key in zip(prompts, keys, strict=True):
+            ids = tok(prompt, add_special_tokens=False)["input_ids"]
+            generated: list[list[int]] = [[] for _ in range(n)]
+            finish: list[str | None] = [None] * n
+            ended_by_eos = [False] * n
+            texts: list[str | None] = [None] * n
+
+            def step(result: Any) -> bool:
+                row = result.hypothesis_id
+                if finish[row] is not None:
+                    return True
+                token = result.token_id
+                generated[row].append(token)
+                if token in self.eos:
+                    finish[row], ended_by_eos[row] = "stop", True
+                    generated[row].pop()
+                elif params.stop:
+                    text = tok.decode(generated[row], skip_special_tokens=True)
+                    cut = _find_stop(text, params.stop, prompt, params.stop_rule)
+                    if cut >= 0:
+                        finish[row], texts[row] = "stop", text[:cut]
+                return finish[row] is not None
+
+            ctranslate2.set_random_seed(key_seed(*key))
+            sampling = {"sampling_topk": 1} if params.temperature == 0 else {
+                "sampling_topk": 0, "sampling_temperature": params.temperature, "sampling_topp": params.top_p}
+            self.generator.generate_batch(
+                [tok.convert_ids_to_tokens(ids)], max_length=params.max_new_tokens, num_hypotheses=n,
+                include_prompt_in_result=False, end_token=[], callback=step, **sampling)
+            group = []
+            for s in range(n):
+                text = texts[s] if texts[s] is not None else tok.decode(generated[s], skip_special_tokens=True)
+                group.append(Continuation(text, generated[s], finish[s] or "length", len(ids), len(ids) if s == 0 else 0,
+                                          ended_by_eos[s]))
+            results.append(group)
+        return results
+
+
+def load_ct2(spec: dict[str, Any], folder: str | Path, compute_type: str, threads: int) -> CT2Model:
+    import ctranslate2
+    from transformers import AutoTokenizer
+
+    began = time.perf_counter()
+    tokenizer = AutoTokenizer.from_pretrained(spec["path"], revision=spec.get("revision"))
+    generator = ctranslate2.Generator(str(folder), device="cpu", compute_type=compute_type, intra_threads=threads,
+                                      inter_threads=1)
+    return CT2Model(generator, tokenizer, spec, time.perf_counter() - began, compute_type, threads,
+                    eos_token_ids(tokenizer, spec["path"]), str(folder))
+
+
+def engine_folder(spec_path: str | Path, spec: dict[str, Any]) -> Path:
+    """Where the `convert_model` rule puts a ct2 model's converted weights: beside its model.json."""
+    return Path(spec_path).parent / f"ct2-{ct2_quantization(spec.get('compute_type') or 'int8')}"
+
+
+def load_backend(spec: dict[str, Any], spec_path: str | Path, *, device: str = "auto", threads: int | None = None,
+                 engine: bool = True) -> Any:
+    """The model behind its configured backend (`spec["backend"]`, default hf); `engine=False`: the `hf` model
+    whatever the backend (stages the engines do not carry: tree search, hidden-state features)."""
+    from infscale.models.loading import load_model
+
+    backend = spec.get("backend", "hf")
+    check_backend(spec["name"], backend, spec.get("compute_type"))
+    if backend == "hf" or not engine:
+        return load_model(spec, device=device, dtype=spec.get("dtype", "auto"))
+    if backend == "ct2":
+        if device == "cuda":
+            raise ValueError(f"models.{spec['name']}.backend: ct2 runs on CPU here; use vllm (or hf) with device: cuda")
+        return load_ct2(spec, engine_folder(spec_path, spec), spec.get("compute_type") or "int8", threads or 2)
+    return load_vllm(spec, device=device)
+
+
+@dataclass
+class VLLMModel:
+    """vLLM (GPU) with the record contract. UNTESTED: written without a GPU (docs/performance.md). n samples
+    per prompt share the prompt through vLLM's automatic prefix caching; seeds per prompt (SamplingParams.seed)."""
+
+    llm: Any
+    tokenizer: Any
+    spec: dict[str, Any]
+    load_seconds: float
+    eos: set[int]
+    device_name: str = "cuda"
+    backend: str = "vllm"
+    device: Any = field(default=None)
+
+    def describe(self) -> dict[str, Any]:
+        import vllm
+
+        return {"backend": "vllm", "engine_version": vllm.__version__, "dtype": self.spec.get("compute_type"),
+                "device": self.device_name, "tested": False}
+
+    def sample(self, prompts: list[str], n: int, params: SamplingParams, generator: Any = None,
+               keys: list[tuple[Any, ...]] | None = None) -> list[list[Continuation]]:
+        from vllm import SamplingParams as VLLMParams
+
+        if keys is None:
+            raise ValueError("the vllm backend needs one seed key per prompt (keys=)")
+        tok = self.tokenizer
+        ids = [tok(p, add_special_tokens=False)["input_ids"] for p in prompts]
+        # vLLM stops at EOS and (completion rule) at the stop strings, kept in the output; `truncate` then
+        # cuts exactly as the hf sampler does
+        stop = list(params.stop) if params.stop_rule == "completion" else []
+        requests = [VLLMParams(n=n, temperature=params.temperature, top_p=params.top_p,
+                               max_tokens=params.max_new_tokens, seed=key_seed(*key), stop=stop,
+                               include_stop_str_in_output=True) for key in keys]
+        outputs = self.llm.generate([{"prompt_token_ids": x} for x in ids], requests, use_tqdm=False)
+        results = []
+        for prompt, x, out in zip(prompts, ids, outputs):
+            group = []
+            for s, sample in enumerate(out.outputs):
+                group.append(truncate(list(sample.token_ids), prompt, len(x), s, params, tok, self.eos))
+            results.append(group)
+        return results
+
+
+def truncate(tokens: list[int], prompt: str, n_prompt: int, sample: int, params: SamplingParams, tok: Any,
+             eos: set[int]) -> Continuation:
+    """An engine's raw tokens cut as the `hf` sampler cuts them: at EOS, or at the token that completes a stop
+    string (text cut at the stop); only the kept tokens are counted."""
+    kept: list[int] = []
+    for token in tokens:
+        if token in eos:
+            return Continuation(tok.decode(kept, skip_special_tokens=True), kept, "stop", n_prompt,
+                                n_prompt if sample == 0 else 0, True)
+        kept.append(token)
+        if params.stop:
+            text = tok.decode(kept, skip_special_tokens=True)
+            cut = _find_stop(text, params.stop, prompt, params.stop_rule)
+            if cut >= 0:
+                return Continuation(text[:cut], kept, "stop", n_prompt, n_prompt if sample == 0 else 0)
+    return Continuation(tok.decode(kept, skip_special_tokens=True), kept, "length", n_prompt,
+                        n_prompt if sample == 0 else 0)
+
+
+def load_vllm(spec: dict[str, Any], device: str = "auto") -> VLLMModel:
+    if not vllm_available():
+        raise ValueError(f"models.{spec['name']}.backend: vllm is not installed (optional extra: "
+                         "pip install -e '.[vllm]', GPU machines; the vllm backend is untested)")
+    from transformers import AutoTokenizer
+    from vllm import LLM
+
+    began = time.perf_counter()
+    tokenizer = AutoTokenizer.from_pretrained(spec["path"], revision=spec.get("revision"))
+    llm = LLM(model=spec["path"], revision=spec.get("revision"), dtype=spec.get("compute_type") or "auto",
+              enable_prefix_caching=True, trust_remote_code=bool(spec.get("trust_remote_code")))
+    return VLLMModel(llm, tokenizer, spec, time.perf_counter() - began, eos_token_ids(tokenizer, spec["path"]))
+
+
+def convert_model(spec_path: str | Path, out_dir: str | Path, quantization: str) -> Path:
+    """The `convert_model` rule: a prepared model (model.json) converted for CTranslate2 into `out_dir`."""
+    import logging
+
+    from infscale.io import read_json
+
+    spec = read_json(spec_path)
+    began = time.perf_counter()
+    folder = ct2_convert(spec["path"], out_dir, quantization)
+    logging.getLogger(__name__).info("converted %s for CTranslate2 (%s) in %.1f s", spec["name"], quantization,
+                                     time.perf_counter() - began)
+    return folder
