@@ -124,7 +124,28 @@ def test_ct2_samples_depend_on_their_key_only(engines):
     assert [c.token_ids for c in alone[0]] == [c.token_ids for c in together[1]]
     other = ct2.sample(prompts[1:2], 4, params, keys=[(43, "b")])
     assert [c.token_ids for c in other[0]] != [c.token_ids for c in alone[0]]
-    for group in together:
+    # without keys: one batched call from the job's stream (PRM rollouts), the same record contract
+    batched = ct2.sample(prompts, 4, params)
+    for group in together + batched:
         for s, cont in enumerate(group):
             assert cont.n_prompt_tokens > 0 and cont.n_prefill_tokens == (cont.n_prompt_tokens if s == 0 else 0)
             assert cont.finish_reason in ("stop", "length") and "\n" not in cont.text
+
+
+@pytest.mark.slow
+def test_ct2_labels_match_hf_labels(engines):
+    """Labelling through the engine (fp32): the same tokens, the same digit distributions to float tolerance."""
+    import torch
+
+    from infscale.scoring.confidence import LabellingConfig, digit_token_ids, label_group, split_label_prompt
+
+    hf, ct2 = engines
+    cfg = LabellingConfig(chat_template="never")
+    responses = [" 6", " 12\nQ: What", " I think it is 6"]
+    prefix, _ = split_label_prompt("What is 2 * 3?", responses[0], cfg, hf.tokenizer)
+    suffixes = [split_label_prompt("What is 2 * 3?", r, cfg, hf.tokenizer)[1] for r in responses]
+    digit_ids = digit_token_ids(hf.tokenizer, prefix + suffixes[0])
+    ours, ours_mass, ours_prefix, ours_lengths = label_group(hf, prefix, suffixes, digit_ids)
+    theirs, theirs_mass, theirs_prefix, theirs_lengths = label_group(ct2, prefix, suffixes, digit_ids)
+    assert (theirs_prefix, theirs_lengths) == (ours_prefix, ours_lengths)
+    assert torch.allclose(theirs, ours, atol=1e-4) and torch.allclose(theirs_mass, ours_mass, atol=1e-4)

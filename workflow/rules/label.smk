@@ -9,6 +9,7 @@ rule label_confidence:
         samples="results/gen/{dataset}/{model}/{method}/samples.jsonl",
         questions="results/data/{dataset}/test.jsonl",
         labeller="resources/models/{labeller}/model.json",
+        engine=lambda w: engine_inputs(w.labeller),
     output:
         "results/scores/{dataset}/{model}/{method}/conf-{labeller}.jsonl",
     params:

@@ -112,11 +112,12 @@ def eos_token_ids(tokenizer: Any, checkpoint: str | Path) -> set[int]:
 class CT2Model:
     """A model run by CTranslate2 (CPU: int8 or float32), with the `hf` sampler's record contract.
 
-    Differences from `hf`, by design (docs/reproducibility.md): one engine call per prompt (its n samples
-    together, prefix encoded once), seeded by `ctranslate2.set_random_seed(key_seed(*key))`, so a prompt's
-    samples depend on its key and the thread count only; the random numbers are CTranslate2's, not torch's, so
-    they differ from `hf`'s samples. Stop strings are checked after every token as `hf` checks them (the
-    engine's step callback ends that sample), the text is cut at the stop and only kept tokens are counted.
+    Differences from `hf`, by design (docs/reproducibility.md): with seed keys, one engine call per prompt (its
+    n samples together, the prompt encoded once) after reseeding by the key, so a prompt's samples depend on
+    its key (and the compute type and thread count) only; the random numbers are CTranslate2's, not torch's,
+    so they differ from `hf`'s samples. CTranslate2 has no stop strings: they are checked after every token
+    as `hf` checks them (the engine's step callback ends that sample), the text is cut at the stop and only
+    the kept tokens are counted.
     """
 
     generator: Any
@@ -144,55 +145,94 @@ class CT2Model:
 
     def sample(self, prompts: list[str], n: int, params: SamplingParams, generator: Any = None,
                keys: list[tuple[Any, ...]] | None = None) -> list[list[Continuation]]:
+        """With `keys`: one engine call per prompt, the engine reseeded by the prompt's key first (a prompt's
+        samples depend on its key only: not on batching, shards or resuming). Without: one call for all
+        prompts, drawing from the job's stream (seeded once when the engine was loaded)."""
+        if keys is None:
+            return self._call(prompts, n, params)
+        if len(keys) != len(prompts):
+            raise ValueError(f"{len(keys)} seed keys for {len(prompts)} prompts")
+        results = []
+        for prompt, key in zip(prompts, keys):
+            self.reseed(key_seed(*key))
+            results += self._call([prompt], n, params)
+        return results
+
+    def reseed(self, seed: int) -> None:
+        """CTranslate2 seeds a worker thread's random generator once, when the thread starts
+        (`set_random_seed` does not reach a running one): reseeding reloads the engine (~0.07 s, cached)."""
         import ctranslate2
 
-        if keys is None:
-            raise ValueError("the ct2 backend needs one seed key per prompt (keys=)")
+        self.generator = None
+        ctranslate2.set_random_seed(seed)
+        self.generator = ctranslate2.Generator(self.folder, device="cpu", compute_type=self.compute_type,
+                                               intra_threads=self.threads, inter_threads=1)
+
+    def next_token_logits(self, prefix_ids: list[int], suffix_ids: list[list[int]]) -> Any:
+        """Logits [len(suffix_ids), vocab] (float32 tensor) of the token after prefix + each suffix; the prefix
+        is the engine's static prompt, encoded once and cached (labelling)."""
+        import numpy as np
+        import torch
+
+        static = self.tokenizer.convert_ids_to_tokens(prefix_ids)
+        rows = []
+        for ids in suffix_ids:
+            out = self.generator.generate_batch([self.tokenizer.convert_ids_to_tokens(ids)], static_prompt=static,
+                                                max_length=1, sampling_topk=1, return_logits_vocab=True,
+                                                include_prompt_in_result=False, end_token=[])
+            rows.append(torch.from_numpy(np.array(out[0].logits[0][0])).float().flatten())
+        return torch.stack(rows)
+
+    def _call(self, prompts: list[str], n: int, params: SamplingParams) -> list[list[Continuation]]:
         tok = self.tokenizer
+        ids = [tok(p, add_special_tokens=False)["input_ids"] for p in prompts]
+        rows = len(prompts) * n
+        generated: list[list[int]] = [[] for _ in range(rows)]
+        finish: list[str | None] = [None] * rows
+        ended_by_eos = [False] * rows
+        texts: list[str | None] = [None] * rows
+
+        def step(result: Any) -> bool:
+            # every sampled token, as the hf sampler checks it; True ends that sample (the engine drops it)
+            row = result.batch_id * n + result.hypothesis_id
+            if finish[row] is not None:
+                return True
+            generated[row].append(result.token_id)
+            if result.token_id in self.eos:
+                finish[row], ended_by_eos[row] = "stop", True
+                generated[row].pop()
+            elif params.stop:
+                text = tok.decode(generated[row], skip_special_tokens=True)
+                cut = _find_stop(text, params.stop, prompts[result.batch_id], params.stop_rule)
+                if cut >= 0:
+                    finish[row], texts[row] = "stop", text[:cut]
+            return finish[row] is not None
+
+        sampling = {"sampling_topk": 1} if params.temperature == 0 else {
+            "sampling_topk": 0, "sampling_temperature": params.temperature, "sampling_topp": params.top_p}
+        self.generator.generate_batch([tok.convert_ids_to_tokens(x) for x in ids], max_length=params.max_new_tokens,
+                                      num_hypotheses=n, include_prompt_in_result=False, end_token=[], callback=step,
+                                      **sampling)
         results = []
-        for prompt, key in zip(prompts, keys, strict=True):
-            ids = tok(prompt, add_special_tokens=False)["input_ids"]
-            generated: list[list[int]] = [[] for _ in range(n)]
-            finish: list[str | None] = [None] * n
-            ended_by_eos = [False] * n
-            texts: list[str | None] = [None] * n
-
-            def step(result: Any) -> bool:
-                row = result.hypothesis_id
-                if finish[row] is not None:
-                    return True
-                token = result.token_id
-                generated[row].append(token)
-                if token in self.eos:
-                    finish[row], ended_by_eos[row] = "stop", True
-                    generated[row].pop()
-                elif params.stop:
-                    text = tok.decode(generated[row], skip_special_tokens=True)
-                    cut = _find_stop(text, params.stop, prompt, params.stop_rule)
-                    if cut >= 0:
-                        finish[row], texts[row] = "stop", text[:cut]
-                return finish[row] is not None
-
-            ctranslate2.set_random_seed(key_seed(*key))
-            sampling = {"sampling_topk": 1} if params.temperature == 0 else {
-                "sampling_topk": 0, "sampling_temperature": params.temperature, "sampling_topp": params.top_p}
-            self.generator.generate_batch(
-                [tok.convert_ids_to_tokens(ids)], max_length=params.max_new_tokens, num_hypotheses=n,
-                include_prompt_in_result=False, end_token=[], callback=step, **sampling)
+        for p, x in enumerate(ids):
             group = []
             for s in range(n):
-                text = texts[s] if texts[s] is not None else tok.decode(generated[s], skip_special_tokens=True)
-                group.append(Continuation(text, generated[s], finish[s] or "length", len(ids), len(ids) if s == 0 else 0,
-                                          ended_by_eos[s]))
+                row = p * n + s
+                text = texts[row] if texts[row] is not None else tok.decode(generated[row], skip_special_tokens=True)
+                # each prompt encoded once for its n samples (charged to sample 0, as the hf sampler does)
+                group.append(Continuation(text, generated[row], finish[row] or "length", len(x),
+                                          len(x) if s == 0 else 0, ended_by_eos[row]))
             results.append(group)
         return results
 
 
-def load_ct2(spec: dict[str, Any], folder: str | Path, compute_type: str, threads: int) -> CT2Model:
+def load_ct2(spec: dict[str, Any], folder: str | Path, compute_type: str, threads: int, seed: int = 0) -> CT2Model:
+    """The ct2 engine, its job stream seeded by `seed` (used by calls without per-prompt keys)."""
     import ctranslate2
     from transformers import AutoTokenizer
 
     began = time.perf_counter()
+    ctranslate2.set_random_seed(seed)
     tokenizer = AutoTokenizer.from_pretrained(spec["path"], revision=spec.get("revision"))
     generator = ctranslate2.Generator(str(folder), device="cpu", compute_type=compute_type, intra_threads=threads,
                                       inter_threads=1)
@@ -206,7 +246,7 @@ def engine_folder(spec_path: str | Path, spec: dict[str, Any]) -> Path:
 
 
 def load_backend(spec: dict[str, Any], spec_path: str | Path, *, device: str = "auto", threads: int | None = None,
-                 engine: bool = True) -> Any:
+                 engine: bool = True, seed: int = 0) -> Any:
     """The model behind its configured backend (`spec["backend"]`, default hf); `engine=False`: the `hf` model
     whatever the backend (stages the engines do not carry: tree search, hidden-state features)."""
     from infscale.models.loading import load_model
@@ -218,7 +258,7 @@ def load_backend(spec: dict[str, Any], spec_path: str | Path, *, device: str = "
     if backend == "ct2":
         if device == "cuda":
             raise ValueError(f"models.{spec['name']}.backend: ct2 runs on CPU here; use vllm (or hf) with device: cuda")
-        return load_ct2(spec, engine_folder(spec_path, spec), spec.get("compute_type") or "int8", threads or 2)
+        return load_ct2(spec, engine_folder(spec_path, spec), spec.get("compute_type") or "int8", threads or 2, seed)
     return load_vllm(spec, device=device)
 
 

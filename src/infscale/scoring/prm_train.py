@@ -52,10 +52,8 @@ def rollout_labels(lm: Any, problems: list[dict[str, Any]], shots: list[dict[str
     for start in range(0, len(problems), batch):
         chunk = problems[start : start + batch]
         prompts = [build_prompt(p["question"], shots, prompt_cfg, lm.tokenizer) for p in chunk]
-        # the model's backend: hf draws from `generator`, engines seed each problem by its key
-        keys = [(generator.initial_seed(), p["id"], "rollout") for p in chunk]
-        for problem, prompt, group in zip(chunk, prompts,
-                                          lm.sample(prompts, cfg.n_rollouts, params, generator, keys=keys)):
+        # the model's backend: hf draws from `generator`, an engine from its own job stream (seeded at load)
+        for problem, prompt, group in zip(chunk, prompts, lm.sample(prompts, cfg.n_rollouts, params, generator)):
             for cont in group:
                 steps = split_steps(cont.text, cfg.step_separator)
                 right = _is_right(cont.text, problem["answer"])
@@ -66,19 +64,13 @@ def rollout_labels(lm: Any, problems: list[dict[str, Any]], shots: list[dict[str
                                                                     cfg.step_separator)})
     # every non-final prefix of every solution, completed n_completions times, in batches
     prefixes = [(s, k) for s in solutions for k in range(len(s["steps"]) - 1)]
-    rank: dict[int, int] = {}              # a solution's index among its problem's rollouts (engines' seed keys)
-    count: dict[str, int] = {}
-    for s in solutions:
-        rank[id(s)] = count.get(s["id"], 0)
-        count[s["id"]] = rank[id(s)] + 1
     log.info("%d solutions (%d right), %d step prefixes to complete %d times", len(solutions),
              sum(s["correct"] for s in solutions), len(prefixes), cfg.n_completions)
     batch = max(1, 64 // cfg.n_completions)
     for start in range(0, len(prefixes), batch):
         chunk = prefixes[start : start + batch]
         prompts = [s["prompt"] + "".join(s["steps"][: k + 1]) for s, k in chunk]
-        keys = [(generator.initial_seed(), s["id"], rank[id(s)], k, "completion") for s, k in chunk]
-        groups = lm.sample(prompts, cfg.n_completions, completion_params, generator, keys=keys)
+        groups = lm.sample(prompts, cfg.n_completions, completion_params, generator)
         for (s, k), group in zip(chunk, groups):
             done = "".join(s["steps"][: k + 1])
             s["values"][k] = sum(_is_right(done + c.text, s["reference"]) for c in group) / len(group)
@@ -206,7 +198,7 @@ def train_value_head(train_path: str | Path, model_spec_path: str | Path, scorer
     lm = load_model(spec, device=device, dtype=spec.get("dtype", "auto"))   # features: hidden states, on hf
     # the rollouts on the model's backend (hf: this same model)
     sampler = lm if spec.get("backend", "hf") == "hf" else load_backend(spec, model_spec_path, device=device,
-                                                                          threads=threads)
+                                                                          threads=threads, seed=seed)
     d_model = lm.model.config.hidden_size
     generator = torch.Generator(device=lm.device).manual_seed(seed)
     began = time.perf_counter()
