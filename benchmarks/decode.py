@@ -30,20 +30,9 @@ import torch
 from infscale.compute import ModelDims, sequence_flops
 from infscale.data import DatasetConfig, build_splits
 from infscale.io import read_json
-from infscale.models import ModelConfig, prepare_model
 from infscale.models.hf import LoadedModel, SamplingParams, load_model, sample_continuations, stream_generator
 from infscale.prompts import PromptConfig, build_prompt
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def model_spec() -> Path:
-    for folder in (REPO / "resources/models/smollm2-135m", REPO / ".cache-tests/models/smollm2-135m"):
-        if (folder / "model.json").exists():
-            return folder / "model.json"
-    folder = REPO / ".cache-tests/models/smollm2-135m"
-    prepare_model(ModelConfig("smollm2-135m", "embedded", "smollm2-135m-instruct"), folder.resolve())
-    return folder / "model.json"
+from sampling_kv_sharing import REPO, model_spec  # the embedded SmolLM2, prepared once (benchmarks/ is on sys.path)
 
 
 class NoEos(LoadedModel):
