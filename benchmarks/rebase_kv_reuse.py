@@ -23,7 +23,7 @@ from infscale.methods import build_config
 from infscale.methods.kv_tree import ExpandStats, encode_prompt, expand
 from infscale.methods.rebase import allocate_children
 from infscale.methods.tree import path_of, run_search
-from infscale.models.hf import load_model
+from infscale.models.loading import load_model
 from infscale.prompts import build_prompt
 from infscale.scoring.scorers import PRMConfig, ValueHead, ValueHeadPRM
 

@@ -19,7 +19,8 @@ import torch
 from infscale.data import DatasetConfig, build_splits
 from infscale.models import ModelConfig
 from infscale.models.prepare_model import prepare_model
-from infscale.models.hf import SamplingParams, load_model, sample_continuations
+from infscale.models.hf import SamplingParams, sample_continuations
+from infscale.models.loading import load_model
 from infscale.prompts import PromptConfig, build_prompt
 
 REPO = Path(__file__).resolve().parents[1]

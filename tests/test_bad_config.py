@@ -86,6 +86,11 @@ CASES = [
     ("code-as-value", _set("seed", "__import__('os').system('touch PWNED')"), "seed"),
     ("python-yaml-tag", lambda text: "boom: !!python/object/apply:os.system ['touch PWNED']\n" + text, "config.yaml:1"),
     ("yte-template", lambda text: "__use_yte__: true\n" + text, "__use_yte__"),
+    ("unknown-backend", _set("models.smollm2-135m.backend", "llamacpp"), "models.smollm2-135m.backend"),
+    ("compute-type-on-hf", _set("models.smollm2-135m.compute_type", "int8"), "models.smollm2-135m.compute_type"),
+    ("bad-ct2-compute-type", _set("models.smollm2-135m", {"source": "embedded", "id": "smollm2-135m-instruct",
+                                                          "backend": "ct2", "compute_type": "float16"}),
+     "models.smollm2-135m.compute_type"),
 ]
 
 
@@ -125,6 +130,16 @@ def test_malformed_config_gives_one_line_naming_the_key(tmp_path, monkeypatch, c
     assert len(err.strip().splitlines()) == 1, err
     assert message in err, err
     assert _snapshot(tmp_path) == before            # nothing deleted, changed or created (no PWNED)
+
+
+def test_ct2_not_installed_gives_one_line_naming_the_key(tmp_path, monkeypatch, capsys):
+    from infscale.models import backend
+
+    monkeypatch.setattr(backend, "ct2_available", lambda: False)
+    config_path = _write_case(tmp_path, _set("models.smollm2-135m.backend", "ct2"))
+    assert main(["check-config", str(config_path)]) != 0
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "models.smollm2-135m.backend: ct2 needs CTranslate2" in err, err
 
 
 def test_the_unchanged_base_config_passes(tmp_path, capsys):

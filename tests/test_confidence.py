@@ -58,7 +58,7 @@ def test_labelling_config_names_bad_keys():
 def smollm2(prepared_smollm2):
     import torch
 
-    from infscale.models.hf import load_model
+    from infscale.models.loading import load_model
 
     torch.set_num_threads(1)
     spec = read_json(prepared_smollm2 / "model.json")

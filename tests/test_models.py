@@ -3,7 +3,7 @@ import pytest
 from infscale.models import ModelConfig
 from infscale.models.prepare_model import prepare_model
 from infscale.models.embedded import get_embedded
-from infscale.models.hf import HubUnavailableError, load_model, resolve_device, resolve_dtype
+from infscale.models.loading import HubUnavailableError, load_model, resolve_device, resolve_dtype
 
 
 def test_hub_model_offline_fails_fast_with_what_to_do(tmp_path, monkeypatch):

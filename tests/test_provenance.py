@@ -35,7 +35,8 @@ def test_provenance_records_versions_commit_device_config_and_model_digests(tmp_
     tiny = record["models"]["tiny"]
     assert tiny["gguf_sha256"] == EMBEDDED_MODELS["smollm2-135m-instruct"].sha256
     assert tiny["checkpoint_sha256"] == {"model.safetensors": file_sha256(checkpoint / "model.safetensors")}
-    assert record["models"]["big"] == {"source": "hub", "id": "org/big", "revision": "abc", "trust_remote_code": False}
+    assert record["models"]["big"] == {"source": "hub", "id": "org/big", "revision": "abc", "trust_remote_code": False,
+                                       "backend": "hf"}
     assert record["lock"]["drift"] == {}          # this environment is the locked one
 
 

@@ -45,7 +45,7 @@ def _thinker(**overrides):
 def test_killed_training_resumes_to_the_same_weights(tiny_llama_checkpoint, tmp_path):
     import torch
 
-    from infscale.models.hf import load_model
+    from infscale.models.loading import load_model
     from infscale.train_quietstar import train
 
     texts = [f"Q: {a} + {b} =\nA: {a} + {b} = {a + b}\nThe answer is {a + b}." for a, b in [(1, 2), (3, 4), (5, 6)]]

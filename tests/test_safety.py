@@ -55,7 +55,7 @@ def _capturing(seen: list):
 def test_trust_remote_code_is_off_unless_the_model_entry_sets_it(tmp_path, monkeypatch):
     import transformers
 
-    from infscale.models.hf import load_model
+    from infscale.models.loading import load_model
 
     seen = []
     capture = _capturing(seen)

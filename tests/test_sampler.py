@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from infscale.models.hf import SamplingParams, load_model, sample_continuations, sample_next
+from infscale.models.hf import SamplingParams, sample_continuations, sample_next
+from infscale.models.loading import load_model
 from infscale.prompts import PromptConfig, build_prompt
 
 pytestmark = pytest.mark.slow

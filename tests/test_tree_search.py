@@ -96,7 +96,7 @@ def test_search_configs_check_their_keys():
 
 @pytest.fixture(scope="module")
 def smollm(smollm2_checkpoint: Path):
-    from infscale.models.hf import load_model
+    from infscale.models.loading import load_model
 
     torch.set_num_threads(1)
     return load_model({"name": "smollm2-135m", "source": "local", "path": str(smollm2_checkpoint)}, device="cpu")

@@ -111,6 +111,7 @@ def cost_summary(pool: pd.DataFrame, timing: Mapping[str, Any]) -> dict[str, Any
         # where and how the seconds were measured (a sharded run lists every device its shards used)
         "device": "+".join(device) if isinstance(device := timing.get("device"), list) else device,
         "torch_threads": timing.get("torch_threads"),
+        "backend": (timing.get("backend") or {"backend": "hf"})["backend"],
     }
 
 

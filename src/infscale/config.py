@@ -159,7 +159,7 @@ def _check_methods(config: dict[str, Any]) -> None:
 def _check_models(config: dict[str, Any]) -> None:
     """Embedded models exist; hub models can load (HF_HUB_OFFLINE set: only from the local cache)."""
     from infscale.models.embedded import EMBEDDED_MODELS
-    from infscale.models.hf import hub_cached, hub_offline
+    from infscale.models.loading import hub_cached, hub_offline
 
     for name, model in config["models"].items():
         if model["source"] == "embedded" and model["id"] not in EMBEDDED_MODELS:
@@ -168,9 +168,24 @@ def _check_models(config: dict[str, Any]) -> None:
         if model["source"] == "hub" and hub_offline() and not hub_cached(model["id"], model.get("revision")):
             raise ConfigError(f"config: models.{name}.id: hub model {model['id']!r} is not in the local Hugging Face "
                               f"cache and HF_HUB_OFFLINE is set (download it first, or use an embedded model)")
+        _check_backend(name, model)
         if model.get("trust_remote_code"):
             warnings.warn(f"config: models.{name}.trust_remote_code is true: loading it runs code from "
                           f"{model['id']!r}", stacklevel=2)
+
+
+def _check_backend(name: str, model: dict[str, Any]) -> None:
+    """A model's backend can run here and its compute type fits it (one line naming the key)."""
+    from infscale.models.backend import check_backend
+
+    backend, compute_type = model.get("backend", "hf"), model.get("compute_type")
+    if backend == "hf" and compute_type is not None:
+        raise ConfigError(f"config: models.{name}.compute_type: set for backend hf, which uses models.{name}.dtype "
+                          "(compute_type is for ct2 / vllm)")
+    try:
+        check_backend(name, backend, compute_type if backend == "ct2" else None)
+    except ValueError as err:
+        raise ConfigError(f"config: {err}") from None
 
 
 def check_config_files(paths: Iterable[str | Path]) -> None:

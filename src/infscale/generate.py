@@ -13,7 +13,7 @@ import torch
 from infscale.compute import ModelDims, generation_flops, seed000_sampling_flops
 from infscale.io import ResumableJsonlWriter, read_json, read_jsonl, write_json
 from infscale.methods import Resources, build_config, get_method, method_module
-from infscale.models.hf import load_model
+from infscale.models.backend import load_backend
 from infscale.fingerprint import job_fingerprint
 from infscale.progress import Progress
 
@@ -80,7 +80,9 @@ def run_generation(test_path: str | Path, train_path: str | Path, model_spec_pat
     todo = [q for q in questions if q["id"] not in finished_ids]
     log.info("%s: %d questions in shard %d/%d, %d already done", method_name, len(questions), shard, n_shards,
              len(questions) - len(todo))
-    lm = load_model(spec, device=device, dtype=spec.get("dtype", "auto"))
+    # sampling runs on the model's configured backend; other methods (tree search, thinking) on `hf`
+    lm = load_backend(spec, model_spec_path, device=device, threads=threads,
+                      engine=method_cfg["kind"] == "sampling")
     log.info("loaded %s on %s in %.1f s", spec["name"], lm.device_name, lm.load_seconds)
     began = time.perf_counter()
     loaded = method.load(lm, cfg, resources) if method.load and todo else {}   # e.g. a search's PRM: load time too
@@ -106,5 +108,5 @@ def run_generation(test_path: str | Path, train_path: str | Path, model_spec_pat
     writer.finish(sort_key=lambda r: (r["id"], r["sample"]))
     write_json(timing_output, {
         "load_seconds": load_seconds, "generate_seconds": generate_seconds, "device": lm.device_name,
-        "torch_threads": torch.get_num_threads(), "n_questions": len(todo),
+        "torch_threads": torch.get_num_threads(), "n_questions": len(todo), "backend": lm.describe(),
     })

@@ -26,4 +26,5 @@ def merge_shards(shard_paths: list[str | Path], timing_paths: list[str | Path], 
         "device": sorted({t["device"] for t in timings}),
         "torch_threads": max(t["torch_threads"] for t in timings),
         "n_shards": len(timings),
+        **({"backend": timings[0]["backend"]} if "backend" in timings[0] else {}),
     })

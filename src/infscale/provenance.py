@@ -25,7 +25,7 @@ from infscale.io import read_json, write_json
 
 # the libraries whose versions decide the numbers (all of them are pinned in constraints.txt)
 KEY_PACKAGES = ("torch", "transformers", "snakemake", "accelerate", "numpy", "pandas", "math-verify",
-                "reasoning-gym", "datasets", "tokenizers", "safetensors", "gguf")
+                "reasoning-gym", "datasets", "tokenizers", "safetensors", "gguf", "ctranslate2", "vllm")
 
 
 def config_digest(config: Mapping[str, Any]) -> str:
@@ -67,7 +67,7 @@ def lock_drift(constraints: str | Path) -> dict[str, list[str | None]] | None:
 def device_description(device: str, threads: int | None) -> dict[str, Any]:
     import torch
 
-    from infscale.models.hf import resolve_device
+    from infscale.models.loading import resolve_device
 
     resolved = resolve_device(device)
     name = torch.cuda.get_device_name(resolved) if resolved.type == "cuda" else platform.processor() or "cpu"
@@ -90,6 +90,10 @@ def model_files(models_config: Mapping[str, Mapping[str, Any]], model_specs: Seq
         cfg = models_config[name]
         entry: dict[str, Any] = {"source": cfg["source"], "id": cfg["id"], "revision": cfg.get("revision"),
                                  "trust_remote_code": bool(cfg.get("trust_remote_code", False))}
+        # the generation backend (models.backend): hf, or the engine and its compute type
+        entry["backend"] = cfg.get("backend", "hf")
+        if entry["backend"] != "hf":
+            entry["compute_type"] = cfg.get("compute_type")
         if cfg["source"] == "embedded":
             entry["gguf_sha256"] = get_embedded(cfg["id"]).sha256
             checkpoint = Path(spec["path"])

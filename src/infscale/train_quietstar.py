@@ -241,7 +241,7 @@ def run_training(model_spec_path: str | Path, dataset_cfg: dict[str, Any], exclu
                  plot_output: str | Path, heldout_output: str | Path, *, seed: int = 42, device: str = "auto",
                  threads: int | None = None) -> dict[str, Any]:
     """The rule's job: train (or extract) a thinker; write weights, curves (CSV + PNG) and held-out NLLs."""
-    from infscale.models.hf import load_model
+    from infscale.models.loading import load_model
 
     if threads:
         torch.set_num_threads(threads)

@@ -7,7 +7,8 @@ from infscale.io import remove_finished_partials
 from infscale.methods import method_module
 from infscale.provenance import git_state
 from infscale.reports.headline_tables import configured_selections
-from infscale.schema import setting
+from infscale.models import engine_folder_name
+from infscale.schema import defaults, setting
 
 
 check_config_files(workflow.configfiles)
@@ -63,6 +64,13 @@ def method_inputs(wildcards):
     if "thinker" in cfg:
         files["thinker_weights"] = thinker_weights(cfg["thinker"], wildcards.dataset)
     return files
+
+
+def engine_inputs(model):
+    """A ct2 model's converted weights (rule convert_model); nothing for hf and vllm models."""
+    cfg = config["models"][model]
+    folder = engine_folder_name(cfg.get("backend", defaults("model")["backend"]), cfg.get("compute_type"))
+    return [f"resources/models/{model}/{folder}"] if folder else []
 
 
 def generate_code_hash(wildcards):

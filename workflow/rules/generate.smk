@@ -4,6 +4,7 @@ rule generate:
         test="results/data/{dataset}/test.jsonl",
         train="results/data/{dataset}/train.jsonl",
         model="resources/models/{model}/model.json",
+        engine=lambda w: engine_inputs(w.model) if config["methods"][w.method]["kind"] == "sampling" else [],
     output:
         samples="results/gen/{dataset}/{model}/{method}/shard-{shard}.jsonl",
         timing="results/gen/{dataset}/{model}/{method}/shard-{shard}.timing.json",

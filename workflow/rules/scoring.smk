@@ -15,6 +15,7 @@ rule label_confidence:
         samples="results/gen/{dataset}/{model}/{method}/samples.jsonl",
         questions="results/data/{dataset}/test.jsonl",
         labeller="resources/models/{labeller}/model.json",
+        engine=lambda w: engine_inputs(w.labeller),
     output:
         "results/scores/{dataset}/{model}/{method}/conf-{labeller}.jsonl",
     params:
@@ -38,6 +39,7 @@ rule train_prm:
     input:
         train="results/data/{dataset}/train.jsonl",
         model=lambda w: f"resources/models/{config['scorers'][w.scorer]['model']}/model.json",
+        engine=lambda w: engine_inputs(config["scorers"][w.scorer]["model"]),
     output:
         head="results/prm/{dataset}/{scorer}/head.pt",
         quality="results/prm/{dataset}/{scorer}/quality.json",

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from infscale.methods import MethodSpec, register
-from infscale.models.hf import Continuation, LoadedModel, SamplingParams, sample_continuations, stream_generator
+from infscale.models.hf import Continuation, LoadedModel, SamplingParams, stream_generator
 from infscale.prompts import PromptConfig, build_prompt
 from infscale.schema import defaults
 
@@ -67,8 +67,9 @@ def generate(questions: list[dict[str, Any]], shots: list[dict[str, Any]], lm: L
         # a stream per (question, sample): samples do not depend on batch_size, shards or resuming
         streams = [stream_generator(seed, q["id"], s, device=lm.device) for q in batch for s in range(cfg.n_samples)]
         began = time.perf_counter()
-        groups = sample_continuations(lm, prompts, cfg.n_samples, cfg.params, streams)
-        answers = _answer_phase(lm, prompts, groups, cfg, streams)
+        # the backend (models.backend): hf draws from the streams, engines seed each question by its key
+        groups = lm.sample(prompts, cfg.n_samples, cfg.params, streams, keys=[(seed, q["id"]) for q in batch])
+        answers = _answer_phase(lm, prompts, groups, cfg, streams, [(seed, q["id"]) for q in batch])
         if lm.device.type == "cuda":
             torch.cuda.synchronize()
         seconds = time.perf_counter() - began
@@ -97,14 +98,15 @@ def generate(questions: list[dict[str, Any]], shots: list[dict[str, Any]], lm: L
 
 
 def _answer_phase(lm: LoadedModel, prompts: list[str], groups: list[list[Continuation]], cfg: SamplingConfig,
-                  streams: list[torch.Generator]) -> list[list[Continuation | None]]:
+                  streams: list[torch.Generator], keys: list[tuple[Any, ...]]) -> list[list[Continuation | None]]:
     """Each response's answer after `cfg.answer_suffix` (None everywhere without a suffix), one batch; each
     response goes on drawing from its own stream."""
     if cfg.answer_suffix is None:
         return [[None] * len(group) for group in groups]
     inputs = [answer_prompt(prompt, cont.text, cfg.answer_suffix) for prompt, group in zip(prompts, groups)
               for cont in group]
-    flat = [g[0] for g in sample_continuations(lm, inputs, 1, cfg.answer_params, streams)]
+    answer_keys = [(*key, s, "answer") for key in keys for s in range(cfg.n_samples)]
+    flat = [g[0] for g in lm.sample(inputs, 1, cfg.answer_params, streams, keys=answer_keys)]
     return [flat[i * cfg.n_samples:(i + 1) * cfg.n_samples] for i in range(len(groups))]
 
 

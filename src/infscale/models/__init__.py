@@ -26,8 +26,24 @@ class ModelConfig:
     training_tokens: float | None = None     # pre-training tokens D (model card), for 6·N·D training FLOPs
     trust_remote_code: bool = _DEFAULTS["trust_remote_code"]  # run the model repo's own Python code (only when the entry says so)
     family: str | None = None                # model family, for seed 004's per-family fits (cot_scaling)
+    backend: str = _DEFAULTS["backend"]      # hf | ct2 | vllm: what runs its generation (models.backend)
+    compute_type: str | None = None          # the engine's: ct2 int8 | int8_float32 | float32; vllm its dtype
 
     @classmethod
     def from_config(cls, name: str, cfg: dict[str, Any]) -> "ModelConfig":
         """The entry `models.<name>` as the config wrote it (validated by the config schema)."""
         return cls(name=name, **cfg)
+
+
+CT2_DEFAULT_COMPUTE_TYPE = "int8"   # ct2 models without `compute_type` (the fastest on CPU; docs/performance.md)
+
+
+def ct2_quantization(compute_type: str | None) -> str:
+    """The weights a ct2 compute type needs on disk: int8 types load int8 weights, float32 fp32 ones."""
+    return "float32" if (compute_type or CT2_DEFAULT_COMPUTE_TYPE) == "float32" else "int8"
+
+
+def engine_folder_name(backend: str, compute_type: str | None) -> str | None:
+    """The folder beside a model's model.json that rule `convert_model` fills for its backend (ct2 only)."""
+    return f"ct2-{ct2_quantization(compute_type)}" if backend == "ct2" else None
+

@@ -10,7 +10,7 @@ from typing import Any
 
 from infscale.io import write_json
 from infscale.models import ModelConfig
-from infscale.models.hf import HubUnavailableError, hub_offline
+from infscale.models.loading import HubUnavailableError, hub_offline
 
 log = logging.getLogger(__name__)
 
@@ -68,5 +68,7 @@ def prepare_model(cfg: ModelConfig, out_dir: str | Path) -> dict[str, Any]:
         "n_params": count_parameters(hf_config), "trust_remote_code": cfg.trust_remote_code,
         "config": hf_config.to_dict(),
     }
+    if cfg.backend != "hf":      # hf specs stay as they were before backends existed
+        spec.update({"backend": cfg.backend, "compute_type": cfg.compute_type})
     write_json(out_dir / "model.json", spec)
     return spec

@@ -154,6 +154,12 @@ def label_group(lm: Any, prefix: str, suffixes: list[str], digit_ids: list[int])
 
     Returns (normalised digit probabilities [B, 10], digit mass [B], prefix tokens, suffix tokens per row).
     """
+    if getattr(lm, "backend", "hf") != "hf":       # an engine (models.backend): the same tokens, its logits
+        ids = prefix_token_ids(lm.tokenizer, prefix)
+        suffix_ids = [lm.tokenizer(x, add_special_tokens=False)["input_ids"] for x in suffixes]
+        probs = torch.softmax(lm.next_token_logits(ids, suffix_ids), dim=-1)[:, digit_ids]
+        mass = probs.sum(-1)
+        return probs / mass[:, None], mass, len(ids), [len(x) for x in suffix_ids]
     tok, model, device = lm.tokenizer, lm.model, lm.device
     prefix_ids = torch.tensor([prefix_token_ids(tok, prefix)], device=device)
     n_prefix = prefix_ids.shape[1]
@@ -227,7 +233,7 @@ def run_labelling(samples_path: str | Path, questions_path: str | Path, labeller
         cfg = LabellingConfig.from_config(cfg)
     if threads:
         torch.set_num_threads(threads)
-    from infscale.models.hf import load_model
+    from infscale.models.backend import load_backend
 
     spec = read_json(labeller_spec_path)
     dims = ModelDims.from_config(spec["config"])
@@ -239,7 +245,7 @@ def run_labelling(samples_path: str | Path, questions_path: str | Path, labeller
     todo = [r for r in responses if (r["id"], r["sample"]) not in writer.done]
     log.info("labeller %s: %d responses, %d already labelled", spec["name"], len(responses), len(responses) - len(todo))
     try:
-        lm = load_model(spec, device=device, dtype=spec.get("dtype", "auto"))
+        lm = load_backend(spec, labeller_spec_path, device=device, threads=threads)    # models.<name>.backend
         log.info("loaded %s on %s in %.1f s", spec["name"], lm.device_name, lm.load_seconds)
         began = time.perf_counter()
         with Progress(len(todo), f"label {spec['name']}", unit="response") as progress:

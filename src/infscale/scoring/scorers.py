@@ -113,7 +113,7 @@ class StepScorer(ABC):
 
 
 def _load_lm(path: str, device: str, dtype: str, name: str):
-    from infscale.models.hf import load_model
+    from infscale.models.loading import load_model
 
     return load_model({"name": name, "source": "local", "path": path}, device=device, dtype=dtype)
 
@@ -233,7 +233,7 @@ def load_scorer(cfg: PRMConfig, files: ScorerFiles = ScorerFiles(), policy_model
     if same:
         lm = policy_model
     else:
-        from infscale.models.hf import load_model
+        from infscale.models.loading import load_model
 
         lm = load_model(spec, device=device, dtype=spec.get("dtype", "auto"))
     return ValueHeadPRM(cfg, ValueHead.load(files.head), lm, reads_policy=same)

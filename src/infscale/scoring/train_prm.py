@@ -28,7 +28,9 @@ import torch
 from infscale.stats import auroc, auroc_ci
 from infscale.grading import answers_equivalent, extract_answer
 from infscale.io import read_json, read_jsonl, write_json
-from infscale.models.hf import SamplingParams, load_model, sample_continuations
+from infscale.models.backend import load_backend
+from infscale.models.hf import SamplingParams
+from infscale.models.loading import load_model
 from infscale.prompts import PromptConfig, build_prompt
 from infscale.scoring.features import FEATURES, path_step_features
 from infscale.scoring.scorers import PRMConfig, ValueHead
@@ -53,8 +55,8 @@ def rollout_labels(lm: Any, problems: list[dict[str, Any]], shots: list[dict[str
     for start in range(0, len(problems), batch):
         chunk = problems[start : start + batch]
         prompts = [build_prompt(p["question"], shots, prompt_cfg, lm.tokenizer) for p in chunk]
-        for problem, prompt, group in zip(chunk, prompts,
-                                          sample_continuations(lm, prompts, cfg.n_rollouts, params, generator)):
+        # the model's backend: hf draws from `generator`, an engine from its own job stream (seeded at load)
+        for problem, prompt, group in zip(chunk, prompts, lm.sample(prompts, cfg.n_rollouts, params, generator)):
             for cont in group:
                 steps = split_steps(cont.text, cfg.step_separator)
                 right = _is_right(cont.text, problem["answer"])
@@ -71,7 +73,7 @@ def rollout_labels(lm: Any, problems: list[dict[str, Any]], shots: list[dict[str
     for start in range(0, len(prefixes), batch):
         chunk = prefixes[start : start + batch]
         prompts = [s["prompt"] + "".join(s["steps"][: k + 1]) for s, k in chunk]
-        groups = sample_continuations(lm, prompts, cfg.n_completions, completion_params, generator)
+        groups = lm.sample(prompts, cfg.n_completions, completion_params, generator)
         for (s, k), group in zip(chunk, groups):
             done = "".join(s["steps"][: k + 1])
             s["values"][k] = sum(_is_right(done + c.text, s["reference"]) for c in group) / len(group)
@@ -195,13 +197,16 @@ def train_value_head(train_path: str | Path, model_spec_path: str | Path, scorer
     validation, fit = _split(rest, cfg.validation_fraction, seed + 1) if choosing else ([], rest)
 
     spec = read_json(model_spec_path)
-    lm = load_model(spec, device=device, dtype=spec.get("dtype", "auto"))
+    lm = load_model(spec, device=device, dtype=spec.get("dtype", "auto"))   # features: hidden states, on hf
+    # the rollouts on the model's backend (hf: this same model)
+    sampler = lm if spec.get("backend", "hf") == "hf" else load_backend(spec, model_spec_path, device=device,
+                                                                          threads=threads, seed=seed)
     d_model = lm.model.config.hidden_size
     generator = torch.Generator(device=lm.device).manual_seed(seed)
     began = time.perf_counter()
-    fit_solutions = rollout_labels(lm, fit, shots, cfg, generator)
-    validation_solutions = rollout_labels(lm, validation, shots, cfg, generator) if validation else []
-    held_solutions = rollout_labels(lm, held, shots, cfg, generator)
+    fit_solutions = rollout_labels(sampler, fit, shots, cfg, generator)
+    validation_solutions = rollout_labels(sampler, validation, shots, cfg, generator) if validation else []
+    held_solutions = rollout_labels(sampler, held, shots, cfg, generator)
     rollout_seconds = time.perf_counter() - began
     log.info("rollouts: %d + %d + %d solutions in %.1f s", len(fit_solutions), len(validation_solutions),
              len(held_solutions), rollout_seconds)
