@@ -138,7 +138,7 @@ def test_ct2_labels_match_hf_labels(engines):
     """Labelling through the engine (fp32): the same tokens, the same digit distributions to float tolerance."""
     import torch
 
-    from infscale.scoring.confidence import LabellingConfig, digit_token_ids, label_group, split_label_prompt
+    from infscale.scoring.label_confidence import LabellingConfig, digit_token_ids, label_group, split_label_prompt
 
     hf, ct2 = engines
     cfg = LabellingConfig(chat_template="never")

@@ -25,7 +25,7 @@ def test_tiny_run_writes_every_stage(tiny_run):
     assert not {q["question"] for q in questions} & {q["question"] for q in train}
 
     spec = read_json(tiny_run.path("resources/models/smollm2-135m/model.json"))
-    assert spec["model_type"] == "llama" and spec["n_params"] == 134_515_008
+    assert spec["config"]["model_type"] == "llama" and spec["n_params"] == 134_515_008
 
     for method, m in (("sample4", 4), ("greedy", 1)):
         gen = read_jsonl(tiny_run.path(f"results/gen/products/smollm2-135m/{method}/samples.jsonl"))
@@ -179,5 +179,6 @@ def test_study_configs_dry_run_without_downloads(study, tmp_path, monkeypatch):
     jobs = workflow.dry_run_jobs("--resources", "gpu=1")
     n_generation_jobs = sum(config["methods"][m].get("shards", 1) for _, _, m in run_triples(config))
     assert jobs["generate"] == n_generation_jobs
-    assert jobs["prepare_model"] == len({m for run in config["runs"] for m in run["models"]})
+    # the runs' models and their confidence labellers
+    assert jobs["prepare_model"] == len({m for run in config["runs"] for m in run["models"] + run.get("labellers", [])})
     assert not (tmp_path / "resources").exists()        # nothing was downloaded or prepared
