@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from infscale.models import CT2_DEFAULT_COMPUTE_TYPE, engine_folder_name
-from infscale.models.hf import Continuation, SamplingParams, _find_stop
+from infscale.models.hf import Continuation, SamplingParams, _find_stop, eos_ids
 
 BACKENDS = ("hf", "ct2", "vllm")
 CT2_COMPUTE_TYPES = ("int8", "int8_float32", "float32")
@@ -87,11 +87,7 @@ def eos_token_ids(tokenizer: Any, checkpoint: str | Path) -> set[int]:
         ids = GenerationConfig.from_pretrained(str(checkpoint)).eos_token_id
     except OSError:
         ids = None
-    ids = ids if isinstance(ids, list) else [ids]
-    ids = {i for i in ids if i is not None}
-    if tokenizer.eos_token_id is not None:
-        ids.add(tokenizer.eos_token_id)
-    return ids
+    return eos_ids(ids, tokenizer)
 
 
 @dataclass
@@ -187,11 +183,10 @@ class CT2Model:
             if result.token_id in self.eos:
                 finish[row], ended_by_eos[row] = "stop", True
                 generated[row].pop()
-            elif params.stop:
-                text = tok.decode(generated[row], skip_special_tokens=True)
-                cut = _find_stop(text, params.stop, prompts[result.batch_id], params.stop_rule)
-                if cut >= 0:
-                    finish[row], texts[row] = "stop", text[:cut]
+            else:
+                texts[row] = stopped_text(generated[row], prompts[result.batch_id], params, tok)
+                if texts[row] is not None:
+                    finish[row] = "stop"
             return finish[row] is not None
 
         sampling = {"sampling_topk": 1} if params.temperature == 0 else {
@@ -293,6 +288,16 @@ class VLLMModel:
         return results
 
 
+def stopped_text(tokens: list[int], prompt: str, params: SamplingParams, tok: Any) -> str | None:
+    """The text cut at its stop string when the last of `tokens` completed one (as the `hf` sampler checks after
+    every token), else None."""
+    if not params.stop:
+        return None
+    text = tok.decode(tokens, skip_special_tokens=True)
+    cut = _find_stop(text, params.stop, prompt, params.stop_rule)
+    return text[:cut] if cut >= 0 else None
+
+
 def truncate(tokens: list[int], prompt: str, n_prompt: int, sample: int, params: SamplingParams, tok: Any,
              eos: set[int]) -> Continuation:
     """An engine's raw tokens cut as the `hf` sampler cuts them: at EOS, or at the token that completes a stop
@@ -303,19 +308,15 @@ def truncate(tokens: list[int], prompt: str, n_prompt: int, sample: int, params:
             return Continuation(tok.decode(kept, skip_special_tokens=True), kept, "stop", n_prompt,
                                 n_prompt if sample == 0 else 0, True)
         kept.append(token)
-        if params.stop:
-            text = tok.decode(kept, skip_special_tokens=True)
-            cut = _find_stop(text, params.stop, prompt, params.stop_rule)
-            if cut >= 0:
-                return Continuation(text[:cut], kept, "stop", n_prompt, n_prompt if sample == 0 else 0)
+        text = stopped_text(kept, prompt, params, tok)
+        if text is not None:
+            return Continuation(text, kept, "stop", n_prompt, n_prompt if sample == 0 else 0)
     return Continuation(tok.decode(kept, skip_special_tokens=True), kept, "length", n_prompt,
                         n_prompt if sample == 0 else 0)
 
 
 def load_vllm(spec: dict[str, Any], device: str = "auto") -> VLLMModel:
-    if not vllm_available():
-        raise ValueError(f"models.{spec['name']}.backend: vllm is not installed (optional extra: "
-                         "pip install -e '.[vllm]', GPU machines; the vllm backend is untested)")
+    check_backend(spec["name"], "vllm")
     from transformers import AutoTokenizer
     from vllm import LLM
 

@@ -10,6 +10,15 @@ import torch
 
 
 
+def eos_ids(generation_eos: int | list[int] | None, tokenizer: Any) -> set[int]:
+    """The tokens that end a sample: the generation config's EOS id(s) and the tokenizer's."""
+    ids = generation_eos if isinstance(generation_eos, list) else [generation_eos]
+    ids = {i for i in ids if i is not None}
+    if tokenizer.eos_token_id is not None:
+        ids.add(tokenizer.eos_token_id)
+    return ids
+
+
 @dataclass
 class LoadedModel:
     model: Any
@@ -21,12 +30,7 @@ class LoadedModel:
 
     @property
     def eos_token_ids(self) -> set[int]:
-        ids = self.model.generation_config.eos_token_id
-        ids = ids if isinstance(ids, list) else [ids]
-        ids = {i for i in ids if i is not None}
-        if self.tokenizer.eos_token_id is not None:
-            ids.add(self.tokenizer.eos_token_id)
-        return ids
+        return eos_ids(self.model.generation_config.eos_token_id, self.tokenizer)
 
     # the backend interface (infscale.models.backend.Backend): this is the `hf` backend, the reference
     backend = "hf"
