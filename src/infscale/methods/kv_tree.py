@@ -24,6 +24,7 @@ import torch
 
 from infscale.compute import ModelDims, sequence_flops
 from infscale.models.hf import LoadedModel, SamplingParams, decode_step, sample_next
+from infscale.models.kv_cache import reserved_cache
 from infscale.steps import step_end
 
 # how much of a path's text before a new step is searched for stop strings that span the boundary
@@ -100,10 +101,9 @@ class ExpandStats:
     flops: float = 0.0
 
 
-def _stack_states(states: list[NodeState], device: torch.device):
-    """Left-pad the nodes' KV tensors to one length and stack them into a batch cache."""
-    from transformers import DynamicCache
-
+def _stack_states(states: list[NodeState], device: torch.device, room: int):
+    """Left-pad the nodes' KV tensors to one length and stack them into a batch cache with `room` positions
+    free for the step (decoding then writes in place instead of copying the cache at every token)."""
     longest = max(s.length for s in states)
     layers = []
     for layer in range(len(states[0].kv)):
@@ -117,7 +117,7 @@ def _stack_states(states: list[NodeState], device: torch.device):
     mask = torch.zeros(len(states), longest, dtype=torch.long, device=device)
     for row, s in enumerate(states):
         mask[row, longest - s.length:] = 1
-    return DynamicCache(ddp_cache_data=layers), mask
+    return reserved_cache(layers, room), mask
 
 
 def _snapshot(cache: Any, row: int, mask_row: torch.Tensor, logits: torch.Tensor, hidden: torch.Tensor) -> NodeState:
@@ -167,7 +167,6 @@ def expand(lm: LoadedModel, parents: list[Node], counts: list[int], cfg: StepRul
     if not rows_parent:
         return [], stats
     states = [p.state for p in rows_parent]
-    cache, mask = _stack_states(states, device)
     logits = torch.stack([s.logits for s in states])
     position = torch.tensor([s.length for s in states], device=device)
     rows = len(rows_parent)
@@ -179,6 +178,8 @@ def expand(lm: LoadedModel, parents: list[Node], counts: list[int], cfg: StepRul
     # a step's header tokens go in first, one per decoding step like sampled ones
     headers = [tok(cfg.header(c.depth), add_special_tokens=False)["input_ids"] if cfg.header(c.depth) else []
                for c in children]
+    # a step feeds its header, at most max_step_tokens sampled tokens, and its last token once more
+    cache, mask = _stack_states(states, device, max(map(len, headers)) + cfg.max_step_tokens + 1)
     tails = [p.path_text[-STOP_TAIL_CHARS:] for p in rows_parent]
     header_chars = [len(tok.decode(ids, skip_special_tokens=True)) for ids in headers]  # as the step decodes
     while active:

@@ -44,6 +44,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from infscale.models.hf import draw
 from infscale.schema import defaults
 
 EMBEDDING_SCALE = 100.0        # official `embedding_scale`: start/end embeddings are stored /100, used ×100
@@ -129,8 +130,7 @@ class QuietStarLM(nn.Module):
         if self.thought_temperature == 0:
             return logits.argmax(-1)
         probs = torch.softmax(logits.detach().float() / self.thought_temperature, dim=-1)
-        flat = torch.multinomial(probs.reshape(-1, probs.shape[-1]), 1, generator=generator)
-        return flat.reshape(probs.shape[:-1])
+        return draw(probs.reshape(-1, probs.shape[-1]), generator).reshape(probs.shape[:-1])
 
     # --- the parallel (training) forward --------------------------------------------------------------------
 
