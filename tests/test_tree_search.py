@@ -363,6 +363,48 @@ def test_tree_hidden_states_match_rescoring_and_hub_prm_guides_a_search(smollm):
             assert costs["scorer_flops"] < 1e6       # the value head reads states the tree already has
 
 
+@pytest.mark.slow
+def test_batching_questions_changes_no_tree_and_splits_the_time(smollm):
+    """Searched one at a time or several in one batch (`batch_rows`), every question grows the same tree:
+    each child draws from its own stream and its rows' results do not depend on the batch."""
+    from infscale.compute import ModelDims
+    from infscale.methods.tree import run_searches
+    from infscale.models.hf import stream_generator
+
+    torch.manual_seed(2)
+    d = smollm.model.config.hidden_size + 4
+    head = ValueHead(torch.randn(d) * 0.1, 0.0, torch.zeros(d), torch.ones(d), ("hidden", "surprisal"))
+    scorer = ValueHeadPRM(PRMConfig("vh", "value_head", model="m"), head, smollm, reads_policy=True)
+    dims = ModelDims.from_config(smollm.model.config.to_dict())
+    shots = "Q: 3 + 2 + 3 =\nA: 3 + 2 = 5\n5 + 3 = 8\nThe answer is 8.\n\n"
+    questions = [{"id": f"q{i}", "question": q, "meta": {"index": i}}
+                 for i, q in enumerate(["4 - 1 - 7 =", "2 + 9 + 1 =", "6 - 3 + 5 =", "8 + 8 - 2 ="])]
+
+    def trees(batch_rows):
+        cfg = build_config("r", {"kind": "rebase", "width": 3, "scorer": "prm", "max_depth": 3,
+                                 "max_step_tokens": 10, "max_total_tokens": 24, "batch_rows": batch_rows})
+        items = [(q, f"{shots}Q: {q['question']}\nA:",
+                  lambda depth, rows, i=q["meta"]["index"]: [stream_generator(5, i, depth, c) for c in range(rows)])
+                 for q in questions]
+        out = {}
+        for question, _, nodes, costs, seconds in run_searches(
+                items, smollm, scorer, cfg, lambda scores, width: allocate_children(scores, width, 0.2), dims):
+            assert seconds > 0
+            out[question["id"]] = ([(n.parent, n.text, n.token_ids, n.finish_reason, n.fed) for n in nodes],
+                                   [n.score for n in nodes[1:]], costs["tokens_fed"])
+        return out
+
+    alone, together = trees(3), trees(12)
+    assert any(node[0] not in (None, 0) for tree in alone.values() for node in tree[0])  # deeper than one step
+    assert alone.keys() == together.keys() == {q["id"] for q in questions}
+    for key in alone:
+        assert alone[key][0] == together[key][0]
+        assert alone[key][1] == pytest.approx(together[key][1], abs=1e-4)
+        assert alone[key][2] == together[key][2] == sum(n[4] for n in alone[key][0]) + \
+            len(smollm.tokenizer(f"{shots}Q: {questions[int(key[1])]['question']}\nA:",
+                                 add_special_tokens=False)["input_ids"])
+
+
 def test_schema_checks_search_methods_and_scorers():
     from infscale.config import ConfigError, validate_config
 

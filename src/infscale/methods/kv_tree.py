@@ -24,7 +24,7 @@ import torch
 
 from infscale.compute import ModelDims, sequence_flops
 from infscale.models.hf import LoadedModel, SamplingParams, decode_step, sample_next
-from infscale.models.kv_cache import reserved_cache
+from infscale.models.kv_cache import compaction_order, stacked_cache
 from infscale.steps import step_end
 
 # how much of a path's text before a new step is searched for stop strings that span the boundary
@@ -74,6 +74,7 @@ class Node:
     finish_reason: str | None = None  # stop | budget | length (max depth)
     pruned: bool = False             # scored at most `min_score`: dropped from the search
     flops: float = 0.0               # forward FLOPs spent feeding this step's tokens (measured)
+    fed: int = 0                     # tokens fed to the model for this step (its header, sampled tokens, last again)
     header_ids: list[int] = field(default_factory=list, repr=False)        # `step_header` tokens fed first
     state: NodeState | None = field(default=None, repr=False)      # open nodes: what expanding them needs
     hidden: torch.Tensor | None = field(default=None, repr=False)  # policy hidden state at the step's end
@@ -104,20 +105,12 @@ class ExpandStats:
 def _stack_states(states: list[NodeState], device: torch.device, room: int):
     """Left-pad the nodes' KV tensors to one length and stack them into a batch cache with `room` positions
     free for the step (decoding then writes in place instead of copying the cache at every token)."""
-    longest = max(s.length for s in states)
-    layers = []
-    for layer in range(len(states[0].kv)):
-        keys, values = [], []
-        for s in states:
-            k, v = s.kv[layer]
-            pad = longest - k.shape[-2]
-            keys.append(torch.nn.functional.pad(k, (0, 0, pad, 0)))
-            values.append(torch.nn.functional.pad(v, (0, 0, pad, 0)))
-        layers.append((torch.cat(keys), torch.cat(values)))
-    mask = torch.zeros(len(states), longest, dtype=torch.long, device=device)
-    for row, s in enumerate(states):
-        mask[row, longest - s.length:] = 1
-    return reserved_cache(layers, room), mask
+    cache, pads = stacked_cache([s.kv for s in states], room)
+    longest = pads[0] + states[0].length
+    mask = torch.ones(len(states), longest, dtype=torch.long, device=device)
+    for row, pad in enumerate(pads):
+        mask[row, :pad] = 0
+    return cache, mask
 
 
 def _snapshot(cache: Any, row: int, mask_row: torch.Tensor, logits: torch.Tensor, hidden: torch.Tensor) -> NodeState:
@@ -155,9 +148,12 @@ def _first_stop(text: str, start: int, stops: list[str]) -> int:
 
 @torch.inference_mode()
 def expand(lm: LoadedModel, parents: list[Node], counts: list[int], cfg: StepRules,
-           generator: torch.Generator | None, dims: ModelDims | None = None) -> tuple[list[Node], ExpandStats]:
+           generator: torch.Generator | list[torch.Generator] | None, dims: ModelDims | None = None
+           ) -> tuple[list[Node], ExpandStats]:
     """Sample `counts[i]` one-step children of `parents[i]`, all in one batch, from the parents' cached states.
 
+    `generator`: one random stream for the batch, or one per child (parent-major, as the children are
+    returned), which makes each child's tokens independent of the rows it shares the batch with.
     Returns the children (index/depth/parent set, `index` still -1-free: callers renumber) with their states
     when they are open, and the tokens fed / FLOPs spent.
     """
@@ -170,6 +166,8 @@ def expand(lm: LoadedModel, parents: list[Node], counts: list[int], cfg: StepRul
     logits = torch.stack([s.logits for s in states])
     position = torch.tensor([s.length for s in states], device=device)
     rows = len(rows_parent)
+    if isinstance(generator, list) and len(generator) != rows:
+        raise ValueError(f"{rows} children to sample but {len(generator)} random streams")
     children = [Node(index=-1, parent=p.index, depth=p.depth + 1, path_tokens=p.path_tokens) for p in rows_parent]
     active = list(range(rows))          # child index of each batch row
     eos = lm.eos_token_ids
@@ -183,7 +181,8 @@ def expand(lm: LoadedModel, parents: list[Node], counts: list[int], cfg: StepRul
     tails = [p.path_text[-STOP_TAIL_CHARS:] for p in rows_parent]
     header_chars = [len(tok.decode(ids, skip_special_tokens=True)) for ids in headers]  # as the step decodes
     while active:
-        tokens = sample_next(logits, params, generator)
+        streams = [generator[child_i] for child_i in active] if isinstance(generator, list) else generator
+        tokens = sample_next(logits, params, streams)
         # the policy's own (untempered) log-probability of each sampled token: the value head reads it
         logprobs = (logits.float().gather(-1, tokens[:, None])[:, 0] - logits.float().logsumexp(-1)).tolist()
         token_list = tokens.tolist()
@@ -226,11 +225,14 @@ def expand(lm: LoadedModel, parents: list[Node], counts: list[int], cfg: StepRul
             feed.append(batch_row)
         if not feed:
             break
+        feed = compaction_order(feed, len(active))     # the rows that stop are dropped moving the fewest
         tokens = torch.tensor(token_list, device=device)
         rows_now = [active[r] for r in feed]
         logits, hidden, mask, position = decode_step(model, cache, mask, position, tokens, feed, output_hidden=True)
         n_ctx = (mask.sum(-1) - 1).tolist()      # positions each fed token attended to before itself
         stats.tokens_fed += len(rows_now)
+        for child_i in rows_now:
+            children[child_i].fed += 1
         if dims is not None:
             for child_i, c in zip(rows_now, n_ctx):
                 flops = sequence_flops(dims, int(c), 1)
@@ -246,6 +248,8 @@ def expand(lm: LoadedModel, parents: list[Node], counts: list[int], cfg: StepRul
             else:
                 children[child_i].state = _snapshot(cache, i, mask[i], logits, hidden)
                 children[child_i].hidden = children[child_i].state.hidden
+        if keep and len(keep) < len(rows_now):
+            keep = compaction_order(keep, len(rows_now))
         active = [rows_now[i] for i in keep]
         if active and len(keep) < len(rows_now):
             index = torch.tensor(keep, device=device)

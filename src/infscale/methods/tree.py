@@ -11,10 +11,11 @@ expanded, as rebase.py drops it).
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +25,7 @@ from infscale.compute import ModelDims, seed000_rebase_flops, sequence_flops
 from infscale.grading import extract_answer
 from infscale.methods import Resources
 from infscale.methods.kv_tree import ExpandStats, Node, encode_prompt, expand
-from infscale.models.hf import LoadedModel, SamplingParams
+from infscale.models.hf import LoadedModel, SamplingParams, stream_generator
 from infscale.prompts import PromptConfig, build_prompt
 from infscale.scoring.features import StepReading
 from infscale.schema import defaults
@@ -54,6 +55,7 @@ class TreeSearchConfig:
     final_markers: list[str] = field(default_factory=list)  # strings that end a path wherever they appear
     min_score: float | None = None      # prune children scoring <= this (rebase.py: 0.1)
     shards: int = 1
+    batch_rows: int = _DEFAULTS["batch_rows"]  # children decoded in one batch, over questions searched together
     prompt: dict[str, Any] = field(default_factory=dict)
 
     def separator(self, depth: int) -> tuple[str, bool]:
@@ -100,13 +102,19 @@ def is_final(cfg: TreeSearchConfig, question: str, node: Node) -> bool:
     return any(m in text for m in cfg.final_markers) or re.search(r"\b\d+\b", _final_section(text)) is not None
 
 
-def run_search(question: dict[str, Any], prompt: str, lm: LoadedModel, scorer: StepScorer, cfg: TreeSearchConfig,
-               policy: SearchPolicy, generator: torch.Generator, dims: ModelDims,
-               expand_fn: Callable[..., tuple[list[Node], ExpandStats]] | None = None) -> tuple[list[Node], dict[str, Any]]:
-    """Grow one question's tree. Returns all nodes (index 0 = the root) and cost totals.
+# one expansion a search asks for: its frontier and the children of each frontier node
+SearchRequest = tuple[list[Node], list[int]]
+# the random streams of one question's children: (depth, number of children) -> one stream per child
+StreamsOf = Callable[[int, int], list[torch.Generator]]
 
-    `expand_fn` replaces `expand` (same signature; benchmarks/rebase_kv_reuse.py passes a re-encoding one)."""
-    expand_fn = expand_fn or expand
+
+def search_steps(question: dict[str, Any], prompt: str, lm: LoadedModel, scorer: StepScorer, cfg: TreeSearchConfig,
+                 policy: SearchPolicy, dims: ModelDims
+                 ) -> Generator[SearchRequest, tuple[list[Node], ExpandStats], tuple[list[Node], dict[str, Any]]]:
+    """Grow one question's tree, as a coroutine: it yields each expansion it needs (frontier, children per
+    node) and is sent back (children, stats), so that a driver may batch the expansions of many questions
+    (`run_searches`) or run them one by one (`run_search`). Returns all nodes (index 0 = the root) and cost
+    totals."""
     root_state, n_prompt = encode_prompt(lm, prompt)
     root = Node(index=0, parent=None, depth=0, state=root_state, hidden=root_state.hidden)
     nodes = [root]
@@ -115,7 +123,7 @@ def run_search(question: dict[str, Any], prompt: str, lm: LoadedModel, scorer: S
     frontier, counts = [root], [cfg.width]
     width_left = cfg.width
     for depth in range(1, cfg.max_depth + 1):
-        children, stats = expand_fn(lm, frontier, counts, cfg, generator, dims)
+        children, stats = yield frontier, counts
         for parent in frontier:
             parent.state, parent.hidden = None, None  # its children hold what they need
         costs["tokens_fed"] += stats.tokens_fed
@@ -154,6 +162,90 @@ def run_search(question: dict[str, Any], prompt: str, lm: LoadedModel, scorer: S
     costs["flops_seed000"] = seed000_rebase_flops(dims, cfg.max_step_tokens,
                                                   [n.depth for n in nodes[1:] if not n.pruned])
     return nodes, costs
+
+
+def _streams(generator: torch.Generator | StreamsOf, depth: int, rows: int) -> list[torch.Generator]:
+    return [generator] * rows if isinstance(generator, torch.Generator) else generator(depth, rows)
+
+
+def run_search(question: dict[str, Any], prompt: str, lm: LoadedModel, scorer: StepScorer, cfg: TreeSearchConfig,
+               policy: SearchPolicy, generator: torch.Generator | StreamsOf, dims: ModelDims,
+               expand_fn: Callable[..., tuple[list[Node], ExpandStats]] | None = None) -> tuple[list[Node], dict[str, Any]]:
+    """Grow one question's tree on its own. Returns all nodes (index 0 = the root) and cost totals.
+
+    `generator`: one stream for all of its children, or the question's `StreamsOf`. `expand_fn` replaces
+    `expand` (same signature; benchmarks/rebase_kv_reuse.py passes a re-encoding one)."""
+    expand_fn = expand_fn or expand
+    search = search_steps(question, prompt, lm, scorer, cfg, policy, dims)
+    try:
+        frontier, counts = next(search)
+        while True:
+            streams = _streams(generator, frontier[0].depth + 1, sum(counts))
+            frontier, counts = search.send(expand_fn(lm, frontier, counts, cfg, streams, dims))
+    except StopIteration as done:
+        return done.value
+
+
+@dataclass
+class _OpenSearch:
+    question: dict[str, Any]
+    prompt: str
+    search: Generator[SearchRequest, tuple[list[Node], ExpandStats], tuple[list[Node], dict[str, Any]]]
+    streams: StreamsOf
+    request: SearchRequest | None = None
+    seconds: float = 0.0
+
+
+def run_searches(items: Iterable[tuple[dict[str, Any], str, StreamsOf]], lm: LoadedModel, scorer: StepScorer,
+                 cfg: TreeSearchConfig, policy: SearchPolicy, dims: ModelDims
+                 ) -> Iterator[tuple[dict[str, Any], str, list[Node], dict[str, Any], float]]:
+    """Many questions' searches in lockstep: each round expands the frontiers of all open searches as one
+    batch, `cfg.batch_rows // cfg.width` questions at a time (a question's frontier has at most `width`
+    children); a question joins as soon as another's search ends. Each child draws from its own stream, so a
+    tree does not depend on the questions it was batched with. Yields (question, prompt, nodes, costs,
+    seconds) as each search ends; its seconds are its own prompt encoding and scoring plus its share, by tokens
+    fed, of the batched expansions (the seconds of all questions add up to the wall time)."""
+    pending = iter(items)
+    in_flight = max(1, cfg.batch_rows // cfg.width)
+    open_searches: list[_OpenSearch] = []
+    while True:
+        for question, prompt, streams in itertools.islice(pending, in_flight - len(open_searches)):
+            began = time.perf_counter()
+            search = _OpenSearch(question, prompt, search_steps(question, prompt, lm, scorer, cfg, policy, dims),
+                                 streams)
+            try:
+                search.request = next(search.search)
+                search.seconds = time.perf_counter() - began
+                open_searches.append(search)
+            except StopIteration as done:
+                yield question, prompt, *done.value, time.perf_counter() - began
+        if not open_searches:
+            return
+        parents, counts, streams = [], [], []
+        for search in open_searches:
+            frontier, children_of = search.request
+            parents += frontier
+            counts += children_of
+            streams += search.streams(frontier[0].depth + 1, sum(children_of))
+        began = time.perf_counter()
+        children, _ = expand(lm, parents, counts, cfg, streams, dims)
+        spent = time.perf_counter() - began
+        fed = sum(child.fed for child in children)
+        still_open, start = [], 0
+        for search in open_searches:
+            own = children[start : start + sum(search.request[1])]
+            start += len(own)
+            stats = ExpandStats(sum(child.fed for child in own), sum(child.flops for child in own))
+            search.seconds += spent * (stats.tokens_fed / fed if fed else len(own) / len(children))
+            began = time.perf_counter()
+            try:
+                search.request = search.search.send((own, stats))
+                still_open.append(search)
+            except StopIteration as done:
+                yield search.question, search.prompt, *done.value, search.seconds + time.perf_counter() - began
+                continue
+            search.seconds += time.perf_counter() - began
+        open_searches = still_open
 
 
 def path_of(nodes: list[Node], leaf: Node) -> list[Node]:
@@ -239,23 +331,27 @@ def load_tree_scorer(lm: LoadedModel, cfg: TreeSearchConfig, resources: Resource
 
 def generate_tree(questions: list[dict[str, Any]], shots: list[dict[str, Any]], lm: LoadedModel,
                   cfg: TreeSearchConfig, seed: int, scorer: StepScorer) -> Iterator[list[dict[str, Any]]]:
-    """The `generate` of every tree-search method, whose config's `children` shares out the width: one
-    question at a time (its frontier is the batch). `scorer` is `load_tree_scorer`'s."""
+    """The `generate` of every tree-search method, whose config's `children` shares out the width: the
+    questions' searches batched together (`run_searches`), each question's records as its search ends.
+    `scorer` is `load_tree_scorer`'s."""
     prompt_cfg = cfg.prompt_config
     dims = ModelDims.from_config(lm.spec["config"])
-    for question in questions:
-        prompt = build_prompt(question["question"], shots, prompt_cfg, lm.tokenizer)
-        generator = torch.Generator(device=lm.device).manual_seed(seed * 1_000_003 + question["meta"]["index"])
-        began = time.perf_counter()
-        nodes, costs = run_search(question, prompt, lm, scorer, cfg, cfg.children, generator, dims)
+
+    def streams_of(question: dict[str, Any]) -> StreamsOf:
+        index = question["meta"]["index"]
+        return lambda depth, rows: [stream_generator(seed, index, depth, child, device=lm.device)
+                                    for child in range(rows)]
+
+    items = ((question, build_prompt(question["question"], shots, prompt_cfg, lm.tokenizer), streams_of(question))
+             for question in questions)
+    for question, prompt, nodes, costs, seconds in run_searches(items, lm, scorer, cfg, cfg.children, dims):
         if lm.device.type == "cuda":
             torch.cuda.synchronize()
-        seconds = time.perf_counter() - began
         records = leaf_records(question, prompt, nodes, costs, seconds, scorer.name)
         # the whole tree travels in sample 0's meta, so resume and shard merging need nothing new
         records[0]["meta"]["tree"] = tree_record(question, nodes, costs, cfg)
         yield records
 
 
-__all__ = ["TreeSearchConfig", "SearchPolicy", "run_search", "generate_tree", "load_tree_scorer", "leaf_records",
+__all__ = ["TreeSearchConfig", "SearchPolicy", "search_steps", "run_search", "run_searches", "generate_tree", "load_tree_scorer", "leaf_records",
            "tree_record", "is_final", "path_of", "round_preserving_sum"]

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from infscale.models.kv_cache import reserve
+from infscale.models.kv_cache import compaction_order, reserve
 
 
 def eos_ids(generation_eos: int | list[int] | None, tokenizer: Any) -> set[int]:
@@ -152,7 +152,8 @@ def _find_stop(text: str, stops: tuple[str, ...], prompt: str = "", stop_rule: s
 def decode_step(model: Any, cache: Any, mask: torch.Tensor, positions: torch.Tensor, tokens: torch.Tensor,
                 keep: list[int], output_hidden: bool = False
                 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor]:
-    """Feed one token per batch row from a KV cache (updated in place), after dropping every row not in `keep`.
+    """Feed one token per batch row from a KV cache (updated in place), after dropping every row not in `keep`
+    (the kept rows in `keep`'s order).
 
     Returns, for the kept rows: the next-token logits, the last hidden state (when `output_hidden`), the
     attention mask including the new token and the next positions.
@@ -253,6 +254,7 @@ def sample_continuations(lm: LoadedModel, prompts: list[str], n: int, params: Sa
         if not keep:
             break
         if len(keep) < len(active):
+            keep = compaction_order(keep, len(active))  # the finished rows are dropped moving the fewest
             active = active[torch.tensor(keep, device=device)]
         logits, _, mask, next_position = decode_step(model, cache, mask, next_position, tokens, keep)
 

@@ -26,6 +26,7 @@ import torch
 from infscale.compute import ModelDims, sequence_flops
 from infscale.io import read_json
 from infscale.scoring.features import StepReading, path_step_features, step_end_positions, step_features
+from infscale.schema import defaults
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class PRMConfig:
     model: str | None = None
     n_rollouts: int = 4                  # sampled solutions per training problem
     n_completions: int = 4               # Monte-Carlo completions per step prefix
+    rollout_batch_rows: int = defaults("scorer")["rollout_batch_rows"]   # sequences decoded together
     temperature: float = 1.0             # of the sampled training solutions (the policy's)
     completion_temperature: float | None = None   # of the Monte-Carlo completions (None: `temperature`)
     max_new_tokens: int = 64

@@ -51,7 +51,7 @@ def rollout_labels(lm: Any, problems: list[dict[str, Any]], shots: list[dict[str
     completion_params = SamplingParams(completion_temperature, 1.0, cfg.max_new_tokens, tuple(cfg.stop))
     prompt_cfg = PromptConfig(**cfg.prompt)
     solutions = []
-    batch = max(1, 64 // cfg.n_rollouts)     # ~64 sequences decoded together
+    batch = max(1, cfg.rollout_batch_rows // cfg.n_rollouts)
     for start in range(0, len(problems), batch):
         chunk = problems[start : start + batch]
         prompts = [build_prompt(p["question"], shots, prompt_cfg, lm.tokenizer) for p in chunk]
@@ -69,7 +69,7 @@ def rollout_labels(lm: Any, problems: list[dict[str, Any]], shots: list[dict[str
     prefixes = [(s, k) for s in solutions for k in range(len(s["steps"]) - 1)]
     log.info("%d solutions (%d right), %d step prefixes to complete %d times", len(solutions),
              sum(s["correct"] for s in solutions), len(prefixes), cfg.n_completions)
-    batch = max(1, 64 // cfg.n_completions)
+    batch = max(1, cfg.rollout_batch_rows // cfg.n_completions)
     for start in range(0, len(prefixes), batch):
         chunk = prefixes[start : start + batch]
         prompts = [s["prompt"] + "".join(s["steps"][: k + 1]) for s, k in chunk]
