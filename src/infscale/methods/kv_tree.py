@@ -2,8 +2,9 @@
 batched, from the nodes' cached KV states.
 
 A node is one reasoning step. Expanding a node continues from its saved KV cache (the per-layer key/value
-tensors of its whole path), batched across the frontier: the prompt is encoded once per question and every
-generated token is fed to the model once, never re-encoded. After a step ends, its last token is fed too, so
+tensors of its whole path), batched across the frontier and across questions (`methods/tree.py:
+run_searches`): the prompt is encoded once per question and every generated token is fed to the model once,
+never re-encoded. After a step ends, its last token is fed too, so
 the node holds the logits of its first child token and the policy's hidden state at the step end (which the
 offline value-head PRM reads, at no extra forward pass).
 

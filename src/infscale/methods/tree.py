@@ -180,7 +180,7 @@ def run_search(question: dict[str, Any], prompt: str, lm: LoadedModel, scorer: S
     try:
         frontier, counts = next(search)
         while True:
-            streams = _streams(generator, frontier[0].depth + 1, sum(counts))
+            streams = _streams(generator, frontier[0].depth + 1 if frontier else 0, sum(counts))
             frontier, counts = search.send(expand_fn(lm, frontier, counts, cfg, streams, dims))
     except StopIteration as done:
         return done.value
@@ -226,7 +226,7 @@ def run_searches(items: Iterable[tuple[dict[str, Any], str, StreamsOf]], lm: Loa
             frontier, children_of = search.request
             parents += frontier
             counts += children_of
-            streams += search.streams(frontier[0].depth + 1, sum(children_of))
+            streams += search.streams(frontier[0].depth + 1, sum(children_of)) if frontier else []
         began = time.perf_counter()
         children, _ = expand(lm, parents, counts, cfg, streams, dims)
         spent = time.perf_counter() - began
@@ -236,7 +236,8 @@ def run_searches(items: Iterable[tuple[dict[str, Any], str, StreamsOf]], lm: Loa
             own = children[start : start + sum(search.request[1])]
             start += len(own)
             stats = ExpandStats(sum(child.fed for child in own), sum(child.flops for child in own))
-            search.seconds += spent * (stats.tokens_fed / fed if fed else len(own) / len(children))
+            search.seconds += spent * (stats.tokens_fed / fed if fed else
+                                       len(own) / len(children) if children else 1 / len(open_searches))
             began = time.perf_counter()
             try:
                 search.request = search.search.send((own, stats))
