@@ -102,6 +102,11 @@ class ExpandStats:
     tokens_fed: int = 0              # tokens run through the model (the KV-reuse benchmark counts these)
     flops: float = 0.0
 
+    @classmethod
+    def of(cls, children: list[Node]) -> ExpandStats:
+        """What growing these children cost: the sums of their own counts."""
+        return cls(sum(child.fed for child in children), sum(child.flops for child in children))
+
 
 def _stack_states(states: list[NodeState], device: torch.device, room: int):
     """Left-pad the nodes' KV tensors to one length and stack them into a batch cache with `room` positions
@@ -160,9 +165,8 @@ def expand(lm: LoadedModel, parents: list[Node], counts: list[int], cfg: StepRul
     """
     tok, model, device = lm.tokenizer, lm.model, lm.device
     rows_parent = [p for p, c in zip(parents, counts) for _ in range(c)]
-    stats = ExpandStats()
     if not rows_parent:
-        return [], stats
+        return [], ExpandStats()
     states = [p.state for p in rows_parent]
     logits = torch.stack([s.logits for s in states])
     position = torch.tensor([s.length for s in states], device=device)
@@ -231,14 +235,10 @@ def expand(lm: LoadedModel, parents: list[Node], counts: list[int], cfg: StepRul
         rows_now = [active[r] for r in feed]
         logits, hidden, mask, position = decode_step(model, cache, mask, position, tokens, feed, output_hidden=True)
         n_ctx = (mask.sum(-1) - 1).tolist()      # positions each fed token attended to before itself
-        stats.tokens_fed += len(rows_now)
-        for child_i in rows_now:
+        for child_i, c in zip(rows_now, n_ctx):
             children[child_i].fed += 1
-        if dims is not None:
-            for child_i, c in zip(rows_now, n_ctx):
-                flops = sequence_flops(dims, int(c), 1)
-                children[child_i].flops += flops
-                stats.flops += flops
+            if dims is not None:
+                children[child_i].flops += sequence_flops(dims, int(c), 1)
         keep = []
         for i, (batch_row, child_i) in enumerate(zip(feed, rows_now)):
             last_hidden[child_i] = hidden[i]
@@ -250,16 +250,15 @@ def expand(lm: LoadedModel, parents: list[Node], counts: list[int], cfg: StepRul
                 children[child_i].state = _snapshot(cache, i, mask[i], logits, hidden)
                 children[child_i].hidden = children[child_i].state.hidden
         if keep and len(keep) < len(rows_now):
-            keep = compaction_order(keep, len(rows_now))
-        active = [rows_now[i] for i in keep]
-        if active and len(keep) < len(rows_now):
+            keep = compaction_order(keep, len(rows_now))   # the rows that ended are dropped moving the fewest
             index = torch.tensor(keep, device=device)
             cache.batch_select_indices(index)
             logits, mask, position = logits[index], mask[index], position[index]
+        active = [rows_now[i] for i in keep]
     for child_i, child in enumerate(children):
         if not child.finished and child.state is None:     # cannot happen: every open child was snapshotted
             raise RuntimeError(f"tree expansion lost the state of child {child_i}")
-    return children, stats
+    return children, ExpandStats.of(children)
 
 
 __all__ = ["StepRules", "Node", "NodeState", "ExpandStats", "encode_prompt", "expand"]

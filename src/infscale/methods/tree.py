@@ -235,7 +235,7 @@ def run_searches(items: Iterable[tuple[dict[str, Any], str, StreamsOf]], lm: Loa
         for search in open_searches:
             own = children[start : start + sum(search.request[1])]
             start += len(own)
-            stats = ExpandStats(sum(child.fed for child in own), sum(child.flops for child in own))
+            stats = ExpandStats.of(own)
             search.seconds += spent * (stats.tokens_fed / fed if fed else
                                        len(own) / len(children) if children else 1 / len(open_searches))
             began = time.perf_counter()
