@@ -25,7 +25,8 @@ from infscale.io import read_json, write_json
 
 # the libraries whose versions decide the numbers (all of them are pinned in constraints.txt)
 KEY_PACKAGES = ("torch", "transformers", "snakemake", "accelerate", "numpy", "pandas", "math-verify",
-                "reasoning-gym", "datasets", "tokenizers", "safetensors", "gguf", "ctranslate2", "vllm")
+                "reasoning-gym", "datasets", "tokenizers", "safetensors", "gguf", "ctranslate2", "llama-cpp-python",
+                "vllm")
 
 
 def config_digest(config: Mapping[str, Any]) -> str:
