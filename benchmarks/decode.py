@@ -13,10 +13,10 @@ dropped from 24 to 16 tok/s here).
 Engines: HF `generate`, `infscale.models.hf.sample_continuations` (the `hf` backend), CTranslate2 at int8 and
 float32 (the `ct2` backend, converted here into .cache-tests), llama.cpp on the embedded GGUF as shipped (Q4_1)
 and re-quantised to Q8_0, Q4_0 and float32 (the `llamacpp` backend: its `sample`, one seeded stream per row as
-the pipeline calls it); vLLM is not run on CPU. Prints tokens/s, achieved GFLOP/s (the analytic count of `infscale.compute`: each prompt encoded once plus every decoded token,
-the same useful work for every engine) and the ratio to HF `generate`, then the measured fp32 matmul peak.
-The last lines name the best engine at batch 1 and on B; the very last is
-`ratio_shared=<best engine tok/s / HF generate tok/s on workload B>`.
+the pipeline calls it); vLLM is not run on CPU. Prints tokens/s, achieved GFLOP/s (the analytic count of
+`infscale.compute`: each prompt encoded once plus every decoded token, the same useful work for every engine)
+and the ratio to HF `generate`, then the measured fp32 matmul peak. The last lines name the best engine at
+batch 1 and on B; the very last is `ratio_shared=<best engine tok/s / HF generate tok/s on workload B>`.
 
     PYTHONPATH=src .venv/bin/python benchmarks/decode.py [--threads 2] [--engines ...] [--batches 1 8]
 """
@@ -148,7 +148,8 @@ def measure(args: argparse.Namespace, wanted: list[str]) -> dict[tuple[str, str]
         for compute_type in llamacpp_types:
             gguf = gguf_convert(source, REPO / ".cache-tests" / "gguf" / f"smollm2-135m-{compute_type}", compute_type)
             # EOS ignored (an empty EOS set), as NoEos does for the hf rows
-            engine = LlamaCppModel(LlamaWeights(gguf, compute_type == "float32"), tok, spec, 0.0, compute_type, args.threads, set())
+            weights = LlamaWeights(gguf, float32_cache=compute_type == "float32")
+            engine = LlamaCppModel(weights, tok, spec, 0.0, compute_type, args.threads, set())
 
             def llamacpp(rows: list[int], n: int, new: int, engine=engine) -> int:
                 params = SamplingParams(temperature=1.0, max_new_tokens=new)

@@ -26,8 +26,8 @@ class ModelConfig:
     training_tokens: float | None = None     # pre-training tokens D (model card), for 6·N·D training FLOPs
     trust_remote_code: bool = _DEFAULTS["trust_remote_code"]  # run the model repo's own Python code (only when the entry says so)
     family: str | None = None                # model family, for seed 004's per-family fits (cot_scaling)
-    backend: str = _DEFAULTS["backend"]      # hf | ct2 | vllm: what runs its generation (models.backend)
-    compute_type: str | None = None          # the engine's: ct2 int8 | int8_float32 | float32; vllm its dtype
+    backend: str = _DEFAULTS["backend"]      # hf | ct2 | llamacpp | vllm: what runs its generation
+    compute_type: str | None = None          # the engine's weights or dtype (ct2, llamacpp, vllm: see the schema)
 
     @classmethod
     def from_config(cls, name: str, cfg: dict[str, Any]) -> "ModelConfig":
