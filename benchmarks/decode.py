@@ -148,8 +148,7 @@ def measure(args: argparse.Namespace, wanted: list[str]) -> dict[tuple[str, str]
         for compute_type in llamacpp_types:
             gguf = gguf_convert(source, REPO / ".cache-tests" / "gguf" / f"smollm2-135m-{compute_type}", compute_type)
             # EOS ignored (an empty EOS set), as NoEos does for the hf rows
-            weights = LlamaWeights(gguf, float32_cache=compute_type == "float32")
-            engine = LlamaCppModel(weights, tok, spec, 0.0, compute_type, args.threads, set())
+            engine = LlamaCppModel(LlamaWeights(gguf, compute_type), tok, spec, 0.0, compute_type, args.threads, set())
 
             def llamacpp(rows: list[int], n: int, new: int, engine=engine) -> int:
                 params = SamplingParams(temperature=1.0, max_new_tokens=new)
@@ -198,7 +197,7 @@ def main() -> None:
                              "the default two keep the run under 10 min (all four: ~21 min)")
     parser.add_argument("--engines", nargs="+", default=None,
                         help="subset of: hf_generate sampler ct2_int8 ct2_float32 ct2_int8_float32 llamacpp_native "
-                             "llamacpp_q8_0 llamacpp_q4_0 llamacpp_float32 vllm")
+                             "llamacpp_q8_0 llamacpp_q4_0 llamacpp_float32")
     args = parser.parse_args()
     from infscale.models.backend import ct2_available, vllm_available
     from infscale.models.llamacpp import llamacpp_available

@@ -71,7 +71,9 @@ def engines(prepared_smollm2: Path, shipped_gguf: Path):
     spec = read_json(prepared_smollm2 / "model.json")
     hf = load_model(spec, device="cpu")
     gguf = gguf_convert(shipped_gguf, TEST_CACHE / "gguf" / "smollm2-135m-float32", "float32")
-    return hf, load_llamacpp(spec, gguf, "float32", 2, hf.eos_token_ids)
+    llama = load_llamacpp(spec, gguf, "float32", 2)
+    assert llama.eos_token_ids == hf.eos_token_ids
+    return hf, llama
 
 
 @pytest.mark.slow

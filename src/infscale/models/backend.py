@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from infscale.models import CT2_DEFAULT_COMPUTE_TYPE, LLAMACPP_DEFAULT_COMPUTE_TYPE, engine_folder_name
-from infscale.models.hf import Continuation, SamplingParams, _find_stop, eos_ids
+from infscale.models.hf import Continuation, SamplingParams, _find_stop, eos_token_ids
 from infscale.models.llamacpp import LLAMACPP_VERSION, llamacpp_available
 
 BACKENDS = ("hf", "ct2", "llamacpp", "vllm")
@@ -88,17 +88,6 @@ class Backend(Protocol):
     def describe(self) -> dict[str, Any]:
         """The backend, engine version and settings, for records' timing and the provenance."""
         ...
-
-
-def eos_token_ids(tokenizer: Any, checkpoint: str | Path) -> set[int]:
-    """EOS ids as `LoadedModel.eos_token_ids` reads them: the generation config's and the tokenizer's."""
-    from transformers import GenerationConfig
-
-    try:
-        ids = GenerationConfig.from_pretrained(str(checkpoint)).eos_token_id
-    except OSError:
-        ids = None
-    return eos_ids(ids, tokenizer)
 
 
 @dataclass
@@ -253,17 +242,14 @@ def load_backend(spec: dict[str, Any], spec_path: str | Path, *, device: str = "
         return load_ct2(spec, engine_folder(spec_path, spec), spec.get("compute_type") or CT2_DEFAULT_COMPUTE_TYPE,
                         threads or 2, seed)
     if backend == "llamacpp":
-        from transformers import AutoTokenizer
-
         from infscale.models.convert_model import GGUF_FILE
         from infscale.models.llamacpp import load_llamacpp
 
         if device == "cuda":
             raise ValueError(f"models.{spec['name']}.backend: llamacpp runs on CPU here; use vllm (or hf) with "
                              "device: cuda")
-        eos = eos_token_ids(AutoTokenizer.from_pretrained(spec["path"], revision=spec.get("revision")), spec["path"])
         return load_llamacpp(spec, engine_folder(spec_path, spec) / GGUF_FILE,
-                             spec.get("compute_type") or LLAMACPP_DEFAULT_COMPUTE_TYPE, threads or 2, eos)
+                             spec.get("compute_type") or LLAMACPP_DEFAULT_COMPUTE_TYPE, threads or 2)
     return load_vllm(spec, device=device)
 
 

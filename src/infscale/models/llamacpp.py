@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from infscale.models.hf import Continuation, SamplingParams, decode_rows, shared_prefix_length
+from infscale.models.hf import Continuation, SamplingParams, decode_rows, eos_token_ids, shared_prefix_length
 
 MAX_SEQUENCES = 256          # llama.cpp's LLAMA_MAX_SEQ: the sequences one context can hold
 LLAMACPP_VERSION = "0.3.36"  # llama-cpp-python, built from source by `make setup` (about 3.5 min on 2 cores)
@@ -61,7 +61,7 @@ def _quiet_logs() -> None:
 class LlamaWeights:
     """A GGUF model loaded by llama.cpp (once per job); `context` makes the KV caches that decode with it."""
 
-    def __init__(self, gguf: str | Path, float32_cache: bool = False) -> None:
+    def __init__(self, gguf: str | Path, compute_type: str) -> None:
         import llama_cpp
 
         _quiet_logs()
@@ -78,7 +78,7 @@ class LlamaWeights:
         # llama.cpp keeps K and V in float16 and its CPU flash attention rounds through float16: float32
         # weights get a float32 cache and plain attention, so the engine computes what fp32 `hf` computes
         # (labels agree to 1e-4 then; with flash attention they differed by 1e-3)
-        self.float32_cache = float32_cache
+        self.float32_attention = compute_type == "float32"
 
     def context(self, n_sequences: int, cells_per_sequence: int, threads: int, n_batch: int = 512) -> "LlamaContext":
         return LlamaContext(self, n_sequences, cells_per_sequence, threads, n_batch)
@@ -107,7 +107,7 @@ class LlamaContext:
         params.n_ctx, params.n_batch, params.n_ubatch = cells * n_sequences, n_batch, n_batch
         params.n_seq_max, params.kv_unified, params.no_perf = n_sequences, False, True
         params.n_threads = params.n_threads_batch = threads
-        if weights.float32_cache:
+        if weights.float32_attention:
             params.type_k = params.type_v = GGML_TYPE_F32
             params.flash_attn_type = 0      # LLAMA_FLASH_ATTN_TYPE_DISABLED
         self.weights = weights
@@ -280,13 +280,13 @@ class LlamaCppModel:
         return torch.cat(out)
 
 
-def load_llamacpp(spec: dict[str, Any], gguf: str | Path, compute_type: str, threads: int,
-                  eos: set[int]) -> LlamaCppModel:
+def load_llamacpp(spec: dict[str, Any], gguf: str | Path, compute_type: str, threads: int) -> LlamaCppModel:
     """The llamacpp engine on `gguf` (rule convert_model's file for this compute type), with the checkpoint's
-    tokenizer (the GGUF's vocabulary: the embedded checkpoints were made from these GGUFs)."""
+    tokenizer and EOS ids (the GGUF's vocabulary: the embedded checkpoints were made from these GGUFs)."""
     from transformers import AutoTokenizer
 
     began = time.perf_counter()
     tokenizer = AutoTokenizer.from_pretrained(spec["path"], revision=spec.get("revision"))
-    weights = LlamaWeights(gguf, float32_cache=compute_type == "float32")
-    return LlamaCppModel(weights, tokenizer, spec, time.perf_counter() - began, compute_type, threads, eos)
+    weights = LlamaWeights(gguf, compute_type)
+    return LlamaCppModel(weights, tokenizer, spec, time.perf_counter() - began, compute_type, threads,
+                         eos_token_ids(tokenizer, spec["path"]))
